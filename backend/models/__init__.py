@@ -1,0 +1,1 @@
+"""Neural modules of the two stages, one idea per module."""
