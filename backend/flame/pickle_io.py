@@ -8,6 +8,7 @@ objects and a ``scipy.sparse`` CSC ``J_regressor``). chumpy and scipy are never
 imported. Every other global is refused with a ``FlameFileError``.
 """
 
+import _compat_pickle
 import io
 import os
 import pickle
@@ -240,8 +241,11 @@ def _allowed_globals() -> dict:
     return allowed
 
 
-# Python 2 module names (pickle's own fix_imports mapping lives in find_class, which we replace).
-_PY2_MODULES = {"copy_reg": "copyreg", "__builtin__": "builtins"}
+def _python3_name(module: str, name: str):
+    """Python 2 names as pickle's own fix_imports maps them (that lives in find_class, which we replace)."""
+    if (module, name) in _compat_pickle.NAME_MAPPING:
+        return _compat_pickle.NAME_MAPPING[(module, name)]
+    return _compat_pickle.IMPORT_MAPPING.get(module, module), name
 
 
 class RestrictedUnpickler(pickle.Unpickler):
@@ -256,7 +260,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         self._stand_ins = {}
 
     def find_class(self, module, name):
-        module = _PY2_MODULES.get(module, module)
+        module, name = _python3_name(module, name)
         if module == "chumpy" or module.startswith("chumpy."):
             return self._stand_in(_ChumpyStandIn, module, name)
         if (module == "scipy.sparse" or module.startswith("scipy.sparse.")) and name in _SPARSE_NAMES:
