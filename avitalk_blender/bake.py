@@ -1,0 +1,156 @@
+"""Bake a motion onto the rig as keyframes, in bulk.
+
+Action layout (decided here): a take is TWO new actions, because its channels
+live on two data-blocks of different ID types:
+
+- ``<take>_shapes`` animates the mesh's shape-key data-block (a ``KEY`` ID):
+  ``key_blocks["Exp000"].value`` ...
+- ``<take>_pose`` animates the armature object (an ``OBJECT`` ID):
+  ``pose.bones["jaw"].rotation_quaternion`` and ``.location`` for every bone.
+
+On Blender 4.4+ (slotted actions) each action has one slot of the matching ID
+type, one layer and one keyframe strip whose channelbag holds the F-curves; on
+4.2/4.3 the action's own F-curves with ``id_root`` set. One slot per action,
+rather than one action with two slots, keeps the same layout on every version
+and lets the NLA push each half as an ordinary strip. Both actions carry the
+``avitalk_*`` custom properties and the take name, and a fake user so that a
+take survives being swapped out.
+
+Keys are written with ``keyframe_points.add(n)`` and ``foreach_set``, never
+``keyframe_insert`` in a loop.
+"""
+
+import bpy
+import numpy as np
+
+from .core import naming, rig_maths, timing
+from .rig import SHAPE_SLIDER, find_rig, rig_constants, shape_key_name
+
+LINEAR = bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINEAR"].value
+SLOTTED = "slots" in bpy.types.Action.bl_rna.properties
+
+
+class BakeInput:
+    """A motion checked against a rig and resampled to the scene: everything the bake writes."""
+
+    def __init__(self, motion, n_expr_rig: int, fps: float, frame_start: int):
+        n_expr = motion.expression.shape[1]
+        if n_expr > n_expr_rig:
+            raise ValueError(f"the motion has {n_expr} expression channels, the rig only {n_expr_rig}; "
+                             "import a head with at least as many expressions")
+        if np.any(np.abs(motion.expression) > SHAPE_SLIDER):
+            raise ValueError(f"expression coefficients beyond +-{SHAPE_SLIDER} cannot be shown by shape keys")
+        self.motion = motion
+        self.frames = timing.key_frames(motion.n_frames, frame_start)  # (T,)
+        self.expression = np.zeros((motion.n_frames, n_expr_rig))  # (T, E_rig): unused channels keyed to 0
+        self.expression[:, :n_expr] = motion.expression
+        self.pose = rig_maths.full_pose(motion.global_pose, motion.neck_pose, motion.jaw_pose, motion.eye_pose)
+        self.fps = fps
+
+
+def prepare(arm_obj, motion, fps: float, frame_start: int) -> BakeInput:
+    """Resample ``motion`` to ``fps`` and check it fits the rig; raises ValueError on a mismatch."""
+    if not timing.same_fps(motion.fps, fps):
+        from .core import backend_ref
+        motion = backend_ref.motion().resample(motion, fps)
+    return BakeInput(motion, int(arm_obj["avitalk_n_expr"]), fps, frame_start)
+
+
+def bake(mesh_obj, arm_obj, data: BakeInput, take: str, push_to_nla: bool = False):
+    """Write ``data`` as the take ``take`` (see ``naming.unique_take_name``); returns the two actions."""
+    joints_rest, joint_exprdirs = rig_constants(arm_obj)
+    quats, locs = rig_maths.bone_values(data.pose, data.expression, joints_rest, joint_exprdirs)
+
+    key = mesh_obj.data.shape_keys
+    shapes_name, pose_name = naming.action_names(take)
+    shapes_action, shapes_slot, fcurves = _new_action(shapes_name, 'KEY', key.name)
+    for e in range(data.expression.shape[1]):
+        path = f'key_blocks["{shape_key_name("Exp", e)}"].value'
+        _write_fcurve(fcurves, path, 0, "Expressions", data.frames, data.expression[:, e])
+
+    pose_action, pose_slot, fcurves = _new_action(pose_name, 'OBJECT', arm_obj.name)
+    for b, bone in enumerate(rig_maths.BONE_NAMES):
+        for i in range(4):
+            _write_fcurve(fcurves, f'pose.bones["{bone}"].rotation_quaternion', i, bone, data.frames, quats[:, b, i])
+        for i in range(3):
+            _write_fcurve(fcurves, f'pose.bones["{bone}"].location', i, bone, data.frames, locs[:, b, i])
+
+    motion = data.motion
+    for action in (shapes_action, pose_action):
+        action["avitalk_take"] = take
+        action["avitalk_instruction"] = motion.instruction
+        action["avitalk_source"] = motion.source
+        if motion.seed is not None:
+            action["avitalk_seed"] = int(motion.seed)
+        action["avitalk_fps"] = float(data.fps)
+        action.use_fake_user = True
+    _assign(key, shapes_action, shapes_slot, take, data.frames[0], push_to_nla)
+    _assign(arm_obj, pose_action, pose_slot, take, data.frames[0], push_to_nla)
+    return shapes_action, pose_action
+
+
+def _new_action(name: str, id_type: str, slot_name: str):
+    """A new action for one ID type: (action, slot or None, F-curve collection)."""
+    action = bpy.data.actions.new(name)
+    if action.name != name:  # Blender renamed it: the caller's name was not unique
+        bpy.data.actions.remove(action)
+        raise ValueError(f"an action named '{name}' already exists")
+    if not SLOTTED:
+        action.id_root = id_type
+        return action, None, action.fcurves
+    slot = action.slots.new(id_type=id_type, name=slot_name)
+    strip = action.layers.new("Layer").strips.new(type='KEYFRAME')
+    return action, slot, strip.channelbag(slot, ensure=True).fcurves
+
+
+def _write_fcurve(fcurves, data_path: str, index: int, group: str, frames, values) -> None:
+    group_kw = {"group_name": group} if SLOTTED else {"action_group": group}
+    fcurve = fcurves.new(data_path, index=index, **group_kw)
+    n = len(frames)
+    points = fcurve.keyframe_points
+    points.add(n)
+    co = np.empty((n, 2), dtype=np.float32)  # (T, 2): frame, value
+    co[:, 0] = frames
+    co[:, 1] = values
+    points.foreach_set("co", co.ravel())
+    points.foreach_set("interpolation", np.full(n, LINEAR, dtype=np.int32))
+    fcurve.update()
+
+
+def _assign(id_data, action, slot, take: str, frame_start: float, push_to_nla: bool) -> None:
+    anim = id_data.animation_data or id_data.animation_data_create()
+    current = anim.action
+    if current is not None and current.users <= 1 and not current.use_fake_user:
+        current.use_fake_user = True  # never let the artist's action vanish on save
+    if push_to_nla:
+        track = anim.nla_tracks.new()
+        track.name = take
+        strip = track.strips.new(take, int(round(frame_start)), action)
+        if slot is not None:
+            strip.action_slot = slot
+        if current is not None and current.get("avitalk_take") is not None:
+            anim.action = None  # an earlier take would hide the NLA
+        return
+    anim.action = action
+    if slot is not None:
+        anim.action_slot = slot
+
+
+def existing_action_names():
+    return [action.name for action in bpy.data.actions]
+
+
+def apply_motion(obj, motion, scene, frame_start: int, push_to_nla: bool = False, filepath: str = ""):
+    """Check, resample and bake ``motion`` onto the rig of ``obj``; returns the take name.
+
+    The take is named from the motion's instruction, else from ``filepath``.
+
+    Everything that can fail on user input fails before the scene is touched.
+    """
+    mesh_obj, arm_obj = find_rig(obj)
+    fps = timing.scene_fps(scene.render.fps, scene.render.fps_base)
+    data = prepare(arm_obj, motion, fps, frame_start)
+    base = naming.take_base_name(motion.instruction, filepath or motion.source)
+    take = naming.unique_take_name(base, existing_action_names())
+    bake(mesh_obj, arm_obj, data, take, push_to_nla)
+    return take
