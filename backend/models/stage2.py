@@ -1,0 +1,295 @@
+"""Stage 2: instruction-following talking face synthesis (paper section III-D).
+
+Talking prior: speech content path + style encoder (content-irrelevant space) ->
+talking generator -> motion. Instruction path: MiniLM embedding -> aligned feature
+c (contrastive, eq. 7) -> diffusion prior -> style embedding (eq. 8, 9).
+
+Training runs in two phases (``Stage2.set_phase``):
+  'talking'      reconstruct motion from speech + the style of reference frames
+  'instruction'  L_cont + lambda * L_diff with the talking prior frozen
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .content import ContentConfig, ContentEncoder
+from .controls import N_POSE_CHANNELS, lower_face_indices, motion_slices, n_expression_of
+from .generator import GeneratorConfig, TalkingGenerator
+from .instruction import InstructionConfig, InstructionEncoder
+from .prior import DiffusionPrior, PriorConfig
+from .style_encoder import StyleEncoder, StyleEncoderConfig, sample_reference_frames
+
+KIND = "stage2"
+PHASES = ("talking", "instruction")
+MOTION_PARTS = ("expression", "jaw_pose", "neck_pose", "global_pose", "eye_pose")
+
+
+@dataclass
+class Stage2Config:
+    # data
+    n_expression: int = 100
+    speech_dim: int = 768
+    text_dim: int = 384
+    n_ref_frames: int = 32          # S, reference frames for the style encoder
+    # speech content path
+    content_layers: int = 2
+    content_kernel: int = 5
+    # talking generator (its hidden size is also the content feature size)
+    hidden: int = 192
+    gen_layers: int = 4
+    gen_heads: int = 4
+    gen_radius: int = 32
+    # style encoder
+    style_dim: int = 128
+    style_hidden: int = 128
+    style_layers: int = 2
+    style_heads: int = 4
+    # instruction path
+    instr_hidden: int = 256
+    cond_dim: int = 128
+    proj_dim: int = 128
+    temperature: float = 0.07
+    learn_temperature: bool = True
+    # diffusion prior
+    prior_hidden: int = 192
+    prior_layers: int = 3
+    prior_heads: int = 4
+    timesteps: int = 1000
+    cond_drop: float = 0.1
+    sample_steps: int = 16
+    guidance: float = 1.0
+    dropout: float = 0.1
+    # losses
+    velocity_weight: float = 1.0
+    lip_weight: float = 2.0         # extra weight on lower-face expression channels and the jaw
+    diffusion_weight: float = 30.0  # lambda^{i2s}, eq. 9
+
+    @property
+    def motion_dim(self) -> int:
+        return self.n_expression + N_POSE_CHANNELS
+
+    def content(self) -> ContentConfig:
+        return ContentConfig(self.speech_dim, self.hidden, self.content_layers, self.content_kernel, self.dropout)
+
+    def style_encoder(self) -> StyleEncoderConfig:
+        return StyleEncoderConfig(self.motion_dim, self.style_hidden, self.style_layers, self.style_heads, self.style_dim, self.dropout)
+
+    def generator(self) -> GeneratorConfig:
+        return GeneratorConfig(
+            self.hidden, self.style_dim, self.motion_dim, self.hidden, self.gen_layers, self.gen_heads,
+            self.gen_radius, self.dropout,
+        )
+
+    def instruction(self) -> InstructionConfig:
+        return InstructionConfig(
+            self.text_dim, self.instr_hidden, self.cond_dim, self.style_dim, self.proj_dim,
+            self.temperature, self.learn_temperature, self.dropout,
+        )
+
+    def prior(self) -> PriorConfig:
+        return PriorConfig(
+            self.style_dim, self.cond_dim, self.prior_hidden, self.prior_layers, self.prior_heads,
+            self.timesteps, self.cond_drop, self.sample_steps, self.guidance, 0.0,
+        )
+
+
+def pack_motion(expression, jaw, neck, global_, eye):
+    """Concatenate motion parts (..., T, n) into one (..., T, E + 15) array; numpy or torch."""
+    parts = (expression, jaw, neck, global_, eye)
+    if isinstance(expression, np.ndarray):
+        return np.concatenate(parts, axis=-1)
+    return torch.cat(parts, dim=-1)
+
+
+def unpack_motion(motion) -> dict:
+    """Split a packed motion (..., T, E + 15) into the motion file's parts (views), keyed
+    'expression', 'jaw_pose', 'neck_pose', 'global_pose', 'eye_pose'."""
+    parts = motion_slices(n_expression_of(motion.shape[-1]))
+    return {name: motion[..., parts[name]] for name in MOTION_PARTS}
+
+
+def compute_motion_stats(motion: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std (C,) over the valid frames of motion (B, T, C)."""
+    frames = motion.reshape(-1, motion.shape[-1]) if mask is None else motion[~mask]  # (N, C)
+    if frames.shape[0] < 2:
+        raise ValueError("need at least two valid frames to compute motion statistics")
+    return frames.mean(dim=0), frames.std(dim=0)
+
+
+def masked_mean(x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Mean of x (B, T, C) over frames where keep (B, T, 1) is 1, weighted per channel by broadcasting."""
+    return (x * keep).sum() / (keep.sum() * x.shape[-1]).clamp(min=1)
+
+
+class Stage2(nn.Module):
+    def __init__(self, config: Stage2Config):
+        super().__init__()
+        self.config = config
+        self.content = ContentEncoder(config.content())
+        self.style_encoder = StyleEncoder(config.style_encoder())
+        self.generator = TalkingGenerator(config.generator())
+        self.instruction = InstructionEncoder(config.instruction())
+        self.prior = DiffusionPrior(config.prior())
+        C = config.motion_dim
+        self.register_buffer("motion_mean", torch.zeros(C))
+        self.register_buffer("motion_std", torch.ones(C))
+        weight = torch.ones(C)
+        weight[lower_face_indices(config.n_expression)] = config.lip_weight
+        weight[motion_slices(config.n_expression)["jaw_pose"]] = config.lip_weight
+        self.register_buffer("channel_weight", weight / weight.mean(), persistent=False)
+        self.phase: str | None = None  # set by set_phase; None = nothing frozen
+
+    # ---- normalisation -------------------------------------------------------------
+
+    def set_motion_stats(self, mean: torch.Tensor, std: torch.Tensor, min_std: float = 1e-4) -> None:
+        """Set the per-channel normalisation (C,) from training data; kept in the checkpoint."""
+        C = self.config.motion_dim
+        if mean.shape != (C,) or std.shape != (C,):
+            raise ValueError(f"motion stats must have shape ({C},), got {tuple(mean.shape)} and {tuple(std.shape)}")
+        self.motion_mean.copy_(mean)
+        self.motion_std.copy_(std.clamp(min=min_std))
+
+    def normalize(self, motion: torch.Tensor) -> torch.Tensor:
+        return (motion - self.motion_mean) / self.motion_std
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.motion_std + self.motion_mean
+
+    # ---- inference -----------------------------------------------------------------
+
+    def encode_style(self, ref_motion: torch.Tensor, ref_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw reference frames (B, S, C) -> style embedding (B, D_style)."""
+        self._check_motion(ref_motion)
+        return self.style_encoder(self.normalize(ref_motion), ref_mask)
+
+    def sample_style(self, text_emb: torch.Tensor, seed: int = 0, steps: int | None = None, guidance: float | None = None) -> torch.Tensor:
+        """Instruction embeddings (B, text_dim) -> sampled style embeddings (B, D_style)."""
+        c = self.instruction(text_emb)  # (B, D_c)
+        return self.prior.sample(c, seed=seed, steps=steps, guidance=guidance)
+
+    def synthesize(self, speech: torch.Tensor, mask: torch.Tensor | None, style: torch.Tensor) -> torch.Tensor:
+        """speech (B, T, D_speech), mask (B, T) True = padded, style (B, D_style) -> motion (B, T, C),
+        de-normalised (FLAME units); padded frames hold the mean pose."""
+        if style.shape != (speech.shape[0], self.config.style_dim):
+            raise ValueError(f"style must have shape ({speech.shape[0]}, {self.config.style_dim}), got {tuple(style.shape)}")
+        x = self.generator(self.content(speech, mask), style, mask)  # (B, T, C)
+        if mask is not None:
+            x = x.masked_fill(mask.unsqueeze(-1), 0.0)
+        return self.denormalize(x)
+
+    # ---- training ------------------------------------------------------------------
+
+    def set_phase(self, phase: str) -> None:
+        """Choose the training phase: the other phase's modules get requires_grad False and stay in eval mode."""
+        if phase not in PHASES:
+            raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
+        self.phase = phase
+        talking = phase == "talking"
+        for module in self.talking_modules():
+            module.requires_grad_(talking)
+        for module in self.instruction_modules():
+            module.requires_grad_(not talking)
+        self.train(self.training)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.phase is not None:
+            frozen = self.instruction_modules() if self.phase == "talking" else self.talking_modules()
+            for module in frozen:
+                module.eval()
+        return self
+
+    def talking_modules(self) -> tuple[nn.Module, ...]:
+        return self.content, self.style_encoder, self.generator
+
+    def instruction_modules(self) -> tuple[nn.Module, ...]:
+        return self.instruction, self.prior
+
+    def phase_parameters(self, phase: str | None = None) -> list[nn.Parameter]:
+        """The parameters a phase trains (the current phase by default), for the optimizer."""
+        phase = self.phase if phase is None else phase
+        if phase not in PHASES:
+            raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
+        modules = self.talking_modules() if phase == "talking" else self.instruction_modules()
+        return [p for m in modules for p in m.parameters()]
+
+    def losses(self, batch: dict, phase: str | None = None, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Named losses of a phase (the one set by set_phase by default); 'total' is the one to minimise.
+
+        'talking' batch: speech (B, T, D_speech), motion (B, T, C) raw, optional mask (B, T),
+            optional ref_motion (B, S, C) raw + ref_mask (B, S). Without ref_motion, S frames
+            are drawn from motion itself (pass frames from outside the training window to
+            follow the paper more closely).
+        'instruction' batch: text_emb (B, text_dim), and either style (B, D_style) precomputed
+            with the frozen encoder, or ref_motion (+ ref_mask), or motion (+ mask) to draw
+            reference frames from; optional group (B,) int labels for the contrastive loss.
+        ``generator`` (CPU) makes the random draws reproducible.
+        """
+        phase = self.phase if phase is None else phase
+        if phase is None:
+            raise ValueError("no training phase: call set_phase('talking' | 'instruction') or pass phase")
+        if phase == "talking":
+            return self._talking_losses(batch, generator)
+        if phase == "instruction":
+            return self._instruction_losses(batch, generator)
+        raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
+
+    def _reference(self, batch: dict, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if "ref_motion" in batch:
+            return batch["ref_motion"], batch.get("ref_mask")
+        if "motion" not in batch:
+            raise ValueError("batch needs 'ref_motion' or 'motion' to take reference frames from")
+        return sample_reference_frames(batch["motion"], self.config.n_ref_frames, batch.get("mask"), generator=generator)
+
+    def _talking_losses(self, batch: dict, generator: torch.Generator | None) -> dict[str, torch.Tensor]:
+        motion, speech, mask = batch["motion"], batch["speech"], batch.get("mask")
+        self._check_motion(motion)
+        if motion.shape[:2] != speech.shape[:2]:
+            raise ValueError(f"motion {tuple(motion.shape)} and speech {tuple(speech.shape)} differ in batch or length")
+        ref_motion, ref_mask = self._reference(batch, generator)
+        style = self.encode_style(ref_motion, ref_mask)                       # (B, D_style)
+        pred = self.generator(self.content(speech, mask), style, mask)        # (B, T, C), normalised
+        target = self.normalize(motion)                                       # (B, T, C)
+        keep = torch.ones_like(target[..., :1]) if mask is None else (~mask).unsqueeze(-1).to(target.dtype)  # (B, T, 1)
+        recon = masked_mean((pred - target).abs() * self.channel_weight, keep)
+        keep_vel = keep[:, 1:] * keep[:, :-1]                                 # (B, T-1, 1)
+        velocity = masked_mean((pred.diff(dim=1) - target.diff(dim=1)).abs() * self.channel_weight, keep_vel)
+        total = recon + self.config.velocity_weight * velocity
+        return {"recon": recon, "velocity": velocity, "total": total}
+
+    def _instruction_losses(self, batch: dict, generator: torch.Generator | None) -> dict[str, torch.Tensor]:
+        style = batch.get("style")
+        if style is None:
+            with torch.no_grad():
+                style = self.encode_style(*self._reference(batch, generator))  # (B, D_style)
+        c = self.instruction(batch["text_emb"])                                 # (B, D_c)
+        contrastive = self.instruction.contrastive_loss(c, style, batch.get("group"))
+        diffusion = self.prior.loss(style, c, generator=generator)
+        total = contrastive + self.config.diffusion_weight * diffusion
+        return {"contrastive": contrastive, "diffusion": diffusion, "total": total}
+
+    def _check_motion(self, motion: torch.Tensor) -> None:
+        if motion.shape[-1] != self.config.motion_dim:
+            raise ValueError(f"motion has {motion.shape[-1]} channels, this model uses {self.config.motion_dim} (E={self.config.n_expression} + 15)")
+
+
+def save_stage2(path, model: Stage2, extra: dict | None = None) -> None:
+    """Write a Stage2 checkpoint. The trainer passes extra={'trained': True, 'steps': n}; without it
+    the file is marked untrained."""
+    save_checkpoint(path, model, model.config, KIND, {"trained": False, **(extra or {})})
+
+
+def load_stage2(path, map_location="cpu", require_trained: bool = False) -> tuple[Stage2, dict]:
+    """Load a Stage2 checkpoint in eval mode; returns (model, extra). With require_trained,
+    a checkpoint not marked trained raises CheckpointError."""
+    model, extra = load_checkpoint(path, Stage2, Stage2Config, KIND, map_location)
+    if require_trained and not extra.get("trained", False):
+        raise CheckpointError(f"{path}: the stage 2 weights were never trained (extra={extra})")
+    return model.eval(), extra
