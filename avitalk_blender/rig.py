@@ -63,8 +63,8 @@ def build_rig(collection, model, name: str = "flame_head", shape=None):
     joints_rest = model.J_regressor @ v_shaped  # (5, 3)
     joint_exprdirs = np.einsum("jv,vce->jce", model.J_regressor, model.exprdirs)  # (5, 3, E)
 
+    mesh_obj = _mesh(collection, name, model)  # first: the only step that can refuse the data
     arm_obj = _armature(collection, name + "_rig", joints_rest)
-    mesh_obj = _mesh(collection, name, model)
     mesh_obj.parent = arm_obj
     modifier = mesh_obj.modifiers.new("Armature", 'ARMATURE')
     modifier.object = arm_obj
@@ -124,6 +124,7 @@ def _mesh(collection, name, model):
     me.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
     me.update()
     if me.validate(clean_customdata=False):
+        bpy.data.meshes.remove(me)
         raise ValueError("the FLAME file's faces do not form a valid mesh")
     me.shade_smooth()
 
