@@ -64,15 +64,20 @@ def align(samples: np.ndarray, transcript: str) -> list[Segment]:
     return align_full(samples, transcript).phones
 
 
-def align_full(samples: np.ndarray, transcript: str) -> Alignment:
-    """Phone and word segments (with ``SIL`` gaps) of 16 kHz mono ``samples``."""
+def align_full(samples: np.ndarray, transcript: str, language: str = "en") -> Alignment:
+    """Phone and word segments (with ``SIL`` gaps) of 16 kHz mono ``samples``.
+
+    ``language`` other than "en" (e.g. "it") takes every pronunciation from
+    espeak-ng in that language, mapped to the nearest English phones: rough,
+    but good enough to time lip closures in foreign speech.
+    """
     samples = np.asarray(samples, dtype=np.float32)
     if samples.ndim != 1:
         raise ValueError(f"samples must be mono (N,), got shape {samples.shape}")
     if len(samples) < SAMPLE_RATE // 10:
         raise AlignmentError("audio is shorter than 0.1 s")
     decoder = _decoder()
-    words, warnings = _dictionary_words(decoder, transcript)
+    words, warnings = _dictionary_words(decoder, transcript, language)
     if not words:
         raise AlignmentError(f"no alignable words in transcript {transcript!r}")
     text = " ".join(words)
@@ -204,8 +209,11 @@ def number_words(n: int) -> list[str]:
     raise ValueError(n)
 
 
-def normalize_text(transcript: str) -> list[str]:
+def normalize_text(transcript: str, language: str = "en") -> list[str]:
     """Lower-case words with numbers spelled out and punctuation removed."""
+    if language != "en":
+        text = re.sub(r"[\u2018\u2019`']", "", transcript.lower())  # l'utente -> lutente
+        return re.sub(r"[^\w]+", " ", text).split()  # espeak-ng reads digits in the language
     text = transcript.lower().replace("&", " and ").replace("%", " percent ").replace("#", " pound ")
     text = re.sub(r"[\u2018\u2019`]", "'", text)
     words: list[str] = []
@@ -229,9 +237,20 @@ def normalize_text(transcript: str) -> list[str]:
     return words
 
 
-def _dictionary_words(decoder, transcript: str) -> tuple[list[str], list[str]]:
+def _dictionary_words(decoder, transcript: str, language: str = "en") -> tuple[list[str], list[str]]:
     words, warnings = [], []
-    for word in normalize_text(transcript):
+    for word in normalize_text(transcript, language):
+        if language != "en":
+            word_key = f"{language}_{word}"
+            if decoder.lookup_word(word_key) is None:
+                phones = espeak_phones(word, language)
+                if not phones:
+                    warnings.append(f"skipped word {word!r}: no letter-to-sound")
+                    continue
+                for dec in (decoder, _decoder(fillers=False)):
+                    dec.add_word(word_key, " ".join(phones), True)
+            words.append(word_key)
+            continue
         if decoder.lookup_word(word) is None:
             phones = espeak_phones(word)
             if not phones:
@@ -256,17 +275,21 @@ _IPA = {
     "ʃ": ["SH"], "t": ["T"], "θ": ["TH"], "v": ["V"], "w": ["W"], "j": ["Y"], "z": ["Z"], "ʒ": ["ZH"], "ɾ": ["T"],
     "ʔ": ["T"], "x": ["HH"], "ɬ": ["L"],
 }
-_IPA_KEYS = sorted(_IPA, key=len, reverse=True)
 
 
-def ipa_to_arpabet(ipa: str) -> list[str]:
+_IPA_OVERRIDES = {"it": {"a": ["AA"], "e": ["EY"], "o": ["OW"], "r": ["R"], "ɲ": ["N", "Y"], "ʎ": ["L", "Y"], "ts": ["T", "S"], "dz": ["D", "Z"]}}
+
+
+def ipa_to_arpabet(ipa: str, language: str = "en") -> list[str]:
     """ARPAbet phones for an espeak-ng IPA string; unknown symbols are dropped."""
+    table = {**_IPA, **_IPA_OVERRIDES.get(language, {})}
+    keys = sorted(table, key=len, reverse=True)
     ipa = re.sub(r"[ˈˌ\-_‿|\s]", "", ipa)
     phones, i = [], 0
     while i < len(ipa):
-        for key in _IPA_KEYS:
+        for key in keys:
             if ipa.startswith(key, i):
-                phones += _IPA[key]
+                phones += table[key]
                 i += len(key)
                 break
         else:
@@ -274,13 +297,13 @@ def ipa_to_arpabet(ipa: str) -> list[str]:
     return phones
 
 
-def espeak_phones(word: str) -> list[str]:
+def espeak_phones(word: str, language: str = "en") -> list[str]:
     """Letter-to-sound by espeak-ng (empty when espeak-ng is missing or fails)."""
     exe = shutil.which("espeak-ng")
     if exe is None:
         return []
     try:
-        out = subprocess.run([exe, "-q", "--ipa", "-v", "en-us", word], capture_output=True, text=True, timeout=10, check=True)
+        out = subprocess.run([exe, "-q", "--ipa", "-v", "en-us" if language == "en" else language, word], capture_output=True, text=True, timeout=10, check=True)
     except (OSError, subprocess.SubprocessError):
         return []
-    return ipa_to_arpabet(out.stdout)
+    return ipa_to_arpabet(out.stdout, language)
