@@ -141,7 +141,7 @@ def existing_action_names():
 
 
 def apply_motion(obj, motion, scene, frame_start: int, push_to_nla: bool = False, filepath: str = ""):
-    """Check, resample and bake ``motion`` onto the rig of ``obj``; returns the take name.
+    """Check, resample and bake ``motion`` onto the rig of ``obj``; returns (take name, frames keyed).
 
     The take is named from the motion's instruction, else from ``filepath``.
 
@@ -153,4 +153,4 @@ def apply_motion(obj, motion, scene, frame_start: int, push_to_nla: bool = False
     base = naming.take_base_name(motion.instruction, filepath or motion.source)
     take = naming.unique_take_name(base, existing_action_names())
     bake(mesh_obj, arm_obj, data, take, push_to_nla)
-    return take
+    return take, len(data.frames)

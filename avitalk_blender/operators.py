@@ -131,8 +131,8 @@ class AVITALK_OT_apply_motion(bpy.types.Operator):
             scene = context.scene
             start = (timing.default_frame_start(_sound_starts(scene), scene.frame_start)
                      if self.auto_start else self.frame_start)
-            take = bake.apply_motion(context.active_object, motion, scene, start, self.push_to_nla, path)
-            return f"baked {motion.n_frames} samples as take '{take}' from frame {start}"
+            take, n_frames = bake.apply_motion(context.active_object, motion, scene, start, self.push_to_nla, path)
+            return f"baked {n_frames} frames as take '{take}' from frame {start}"
         return _run(self, work)
 
     def invoke(self, context, event):
