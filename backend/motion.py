@@ -44,7 +44,7 @@ class Motion:
                 raise MotionFileError(f"'{key}' is not a numeric array: {exc}") from None
 
     def __repr__(self) -> str:
-        return (f"Motion(fps={self.fps:g}, n_frames={self.n_frames}, n_expression={self.n_expression}, "
+        return (f"Motion(fps={self.fps!r}, expression shape {tuple(self.expression.shape)}, "
                 f"instruction={self.instruction!r}, seed={self.seed!r}, source={self.source!r})")
 
     @property
