@@ -1,0 +1,158 @@
+"""Command line: a thin shell over ``backend.pipeline`` and friends.
+
+    python -m backend generate AUDIO -o motion.npz [--instruction TEXT] [--seed N]
+    python -m backend analyze AUDIO
+    python -m backend bench [--seconds 5 30] [--device cpu] [--paper-scale]
+    python -m backend corpus build --out DIR ...
+    python -m backend train {stage1-qformer,stage1-projection,stage2-prior,stage2-instruction,all}
+    python -m backend evaluate ...
+    python -m backend serve
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+# Errors a user can cause; the CLI prints them as one clear line and exits with 2.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, RuntimeError)
+
+
+def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", help="folder with stage1.safetensors and stage2.safetensors (default: the shipped weights/)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--speech-model", help="local HuBERT / wav2vec 2.0 / Whisper folder (must match the checkpoint)")
+    p.add_argument("--llm", help="local transformers causal LM folder (must match the checkpoint)")
+
+
+def _pipeline(args):
+    from .pipeline import Pipeline, PipelineConfig
+
+    config = PipelineConfig(checkpoint_dir=args.checkpoint, device=args.device, speech_path=args.speech_model, llm_path=args.llm)
+    return Pipeline(config)
+
+
+def cmd_generate(args) -> int:
+    from .audio import load_audio
+    from .motion import save_motion
+
+    pipe = _pipeline(args)
+    audio = load_audio(args.audio)
+    result = pipe.generate(audio, instruction=args.instruction, seed=args.seed)
+    save_motion(args.output, result.motion)
+    summary = {
+        "instruction": result.instruction,
+        "inferred": args.instruction is None,
+        "seed": args.seed,
+        "frames": result.motion.n_frames,
+        "fps": result.motion.fps,
+        "audio_seconds": round(audio.duration, 3),
+        "seconds": {k: round(v, 4) for k, v in result.timings.items()},
+        "device": str(pipe.device),
+        "warnings": audio.warnings,
+        "output": str(args.output),
+    }
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_analyze(args) -> int:
+    from .audio import load_audio
+
+    pipe = _pipeline(args)
+    audio = load_audio(args.audio)
+    instruction = pipe.analyze(audio)
+    print(json.dumps({"instruction": instruction, "seconds": {k: round(v, 4) for k, v in pipe.last_timings.items()}}, indent=2))
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import run_bench
+
+    report = run_bench(seconds=args.seconds, device=args.device, paper_scale=args.paper_scale, checkpoint_dir=args.checkpoint, repeats=args.repeats)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+    return 0
+
+
+def cmd_corpus(args, rest: list[str]) -> int:
+    from .corpus.build import main as corpus_main
+
+    return corpus_main(rest)
+
+
+def cmd_train(args, rest: list[str]) -> int:
+    from .train import main as train_main
+
+    return train_main(rest)
+
+
+def cmd_evaluate(args, rest: list[str]) -> int:
+    from .evaluate import main as evaluate_main
+
+    return evaluate_main(rest)
+
+
+def cmd_serve(args, rest: list[str]) -> int:
+    from .serve import main as serve_main
+
+    return serve_main(rest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m backend", description="AVI-Talk backend")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("generate", help="audio -> instruction -> motion file")
+    p.add_argument("audio")
+    p.add_argument("-o", "--output", required=True, help="motion file to write (.npz)")
+    p.add_argument("--instruction", help="use this instruction instead of inferring one")
+    p.add_argument("--seed", type=int, default=0)
+    _add_pipeline_options(p)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("analyze", help="audio -> instruction text")
+    p.add_argument("audio")
+    _add_pipeline_options(p)
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("bench", help="time and peak memory per stage")
+    p.add_argument("--seconds", type=float, nargs="+", default=[5.0, 30.0])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--paper-scale", action="store_true", help="also instantiate HuBERT-large, wav2vec2-base and a 7B LLM shape")
+    p.add_argument("--json", help="also write the report as JSON")
+    _add_pipeline_options(p)
+    p.set_defaults(func=cmd_bench)
+
+    for name, func, helptext in (
+        ("corpus", cmd_corpus, "build the training corpus"),
+        ("train", cmd_train, "train the model stages"),
+        ("evaluate", cmd_evaluate, "evaluate a checkpoint"),
+        ("serve", cmd_serve, "JSON-lines backend process for Blender"),
+    ):
+        p = sub.add_parser(name, help=helptext, add_help=False)
+        p.set_defaults(func=func, passthrough=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if getattr(args, "passthrough", False):
+            return args.func(args, rest)
+        if rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        return args.func(args)
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

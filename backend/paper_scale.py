@@ -1,0 +1,122 @@
+"""The paper's scale: HuBERT-large (stage 1 speech), wav2vec 2.0 base (stage 2
+content), a 7B Llama-architecture LLM (Vicuna-7B's shape), a BLIP-2-sized
+Q-Former and a wider stage 2.
+
+Weights are random: this checks that the architecture builds at that size and
+measures its cost. On the meta device nothing is allocated (parameter counts
+only); on a CUDA GPU the models are real and can be timed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class PaperScale:
+    hubert: object
+    wav2vec2: object
+    llm: object
+    qformer: object
+    stage2: object
+
+
+def hf_configs():
+    from transformers import HubertConfig, LlamaConfig, Wav2Vec2Config
+
+    hubert = HubertConfig(  # hubert-large-ll60k
+        hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
+        feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True,
+    )
+    wav2vec2 = Wav2Vec2Config()  # wav2vec2-base
+    llm = LlamaConfig(  # LLaMA-7B / Vicuna-7B
+        vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+        num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=2048, rms_norm_eps=1e-6,
+    )
+    return hubert, wav2vec2, llm
+
+
+def model_configs():
+    from .models.qformer import QFormerConfig
+    from .models.stage2 import Stage2Config
+
+    qformer = QFormerConfig(audio_dim=1024, hidden=768, n_queries=32, n_layers=12, n_heads=12)
+    stage2 = Stage2Config(speech_dim=768, hidden=512, gen_layers=8, gen_heads=8, style_dim=256, style_hidden=256,
+                          style_layers=4, cond_dim=512, proj_dim=256, prior_hidden=768, prior_layers=8, prior_heads=12)
+    return qformer, stage2
+
+
+def build(device: str | torch.device = "meta", dtype: torch.dtype = torch.float32) -> PaperScale:
+    """Instantiate every part at paper scale on ``device`` (``meta`` allocates nothing)."""
+    from transformers import HubertModel, LlamaForCausalLM, Wav2Vec2Model
+
+    from .models.qformer import QFormer
+    from .models.stage2 import Stage2
+
+    hubert_cfg, w2v_cfg, llm_cfg = hf_configs()
+    qformer_cfg, stage2_cfg = model_configs()
+    with torch.device(device), _default_dtype(dtype):
+        parts = PaperScale(
+            hubert=HubertModel(hubert_cfg),
+            wav2vec2=Wav2Vec2Model(w2v_cfg),
+            llm=LlamaForCausalLM(llm_cfg),
+            qformer=QFormer(qformer_cfg),
+            stage2=Stage2(stage2_cfg),
+        )
+    for module in (parts.hubert, parts.wav2vec2, parts.llm, parts.qformer, parts.stage2):
+        module.eval().requires_grad_(False)
+    return parts
+
+
+def parameter_counts(parts: PaperScale) -> dict[str, int]:
+    return {name: sum(p.numel() for p in getattr(parts, name).parameters()) for name in ("hubert", "wav2vec2", "llm", "qformer", "stage2")}
+
+
+@contextlib.contextmanager
+def _default_dtype(dtype: torch.dtype):
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(old)
+
+
+def time_paper_scale(seconds: float, device: torch.device, new_tokens: int = 40, parts: PaperScale | None = None) -> dict[str, float]:
+    """Seconds per stage for ``seconds`` of audio at paper scale on a CUDA ``device``."""
+    if device.type != "cuda":
+        raise ValueError("paper-scale timing needs a CUDA GPU: a 7B LLM does not fit this CPU's time or memory budget")
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    parts = parts or build(device, dtype)
+    wave = torch.randn(1, int(seconds * 16000), device=device, dtype=dtype) * 0.1
+    frames = int(round(seconds * 25))
+    timings: dict[str, float] = {}
+
+    def timed(name, fn):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        out = fn()
+        torch.cuda.synchronize()
+        timings[name] = time.perf_counter() - start
+        return out
+
+    with torch.no_grad():
+        hub = timed("stage1_encoder", lambda: parts.hubert(wave).last_hidden_state)                    # (1, T50, 1024)
+        queries = timed("qformer", lambda: parts.qformer(hub, None))                                  # (1, Q, 768)
+        hidden = parts.llm.get_input_embeddings().embedding_dim
+        embeds = torch.randn(1, queries.shape[1] + 24, hidden, device=device, dtype=dtype)            # soft prompt + template
+        timed("llm_generation", lambda: parts.llm.generate(
+            inputs_embeds=embeds, attention_mask=torch.ones(embeds.shape[:2], device=device, dtype=torch.long),
+            max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=0,
+        ))
+        content = timed("stage2_encoder", lambda: parts.wav2vec2(wave).last_hidden_state)             # (1, T50, 768)
+        content = torch.nn.functional.interpolate(content.transpose(1, 2), size=frames, mode="linear").transpose(1, 2)
+        text = torch.randn(1, parts.stage2.config.text_dim, device=device, dtype=dtype)
+        style = timed("stage2_prior", lambda: parts.stage2.sample_style(text, seed=0))
+        timed("stage2_generator", lambda: parts.stage2.synthesize(content, None, style))
+    timings["total"] = sum(timings.values())
+    return timings

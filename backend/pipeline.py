@@ -1,0 +1,282 @@
+"""The two-stage pipeline as a library: ``analyze``, ``synthesize``, ``generate``.
+
+    pipe = Pipeline(PipelineConfig())               # loads the shipped weights once
+    audio = load_audio("line.wav")
+    text = pipe.analyze(audio)                       # stage 1: speech -> instruction
+    motion = pipe.synthesize(audio, text, seed=3)    # stage 2: instruction + speech -> motion
+
+Speech features are cached by the audio's hash, so a new instruction or seed
+reruns stage 2 only. Device and autocast are chosen here, once; the models
+follow their inputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .audio import Audio
+from .models.checkpoint import CheckpointError
+from .models.controls import MotionControls, apply_controls
+from .models.stage2 import load_stage2, unpack_motion
+from .motion import Motion
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+STAGE1_FILE = "stage1.safetensors"
+STAGE2_FILE = "stage2.safetensors"
+
+Progress = Callable[[str, float], None]
+
+
+class PipelineError(RuntimeError):
+    """The pipeline cannot run as configured (no trained weights, a missing model, a bad device)."""
+
+
+class Cancelled(Exception):
+    """Raised from a progress callback to stop a running request."""
+
+
+@dataclass
+class PipelineConfig:
+    checkpoint_dir: str | Path | None = None  # None: the shipped weights
+    device: str = "auto"                      # auto | cpu | cuda
+    speech_path: str | Path | None = None     # local folder of the checkpoint's speech encoder, when not shipped
+    content_path: str | Path | None = None    # local folder of the content encoder (paper: wav2vec 2.0)
+    llm_path: str | Path | None = None        # local causal LM folder (default: SmolLM2-135M-Instruct)
+    fps: float = 25.0
+    prior_steps: int | None = None            # None: the checkpoint's default
+    template: int = 0                         # which instruction template prompts the LLM
+    max_new_tokens: int = 48
+    cache_size: int = 8                       # audio clips whose features stay cached
+    allow_untrained: bool = False             # benchmarks only: never for real output
+
+
+@dataclass
+class GenerateResult:
+    instruction: str
+    motion: Motion
+    inferred: bool                            # True when stage 1 wrote the instruction
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name not in ("auto", "cpu", "cuda"):
+        raise PipelineError(f"device must be auto, cpu or cuda, not '{name}'")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise PipelineError("device 'cuda' was asked for, but torch sees no CUDA GPU (is the CUDA build of torch installed?)")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def checkpoint_paths(checkpoint_dir) -> tuple[Path, Path]:
+    folder = Path(checkpoint_dir) if checkpoint_dir else WEIGHTS_DIR
+    stage1, stage2 = folder / STAGE1_FILE, folder / STAGE2_FILE
+    missing = [p.name for p in (stage1, stage2) if not p.is_file()]
+    if missing:
+        hint = "train them with `python -m backend train all`" if not checkpoint_dir else "pass the folder that holds them"
+        raise PipelineError(f"no trained weights: {', '.join(missing)} not found in {folder}; {hint}")
+    return stage1, stage2
+
+
+class Pipeline:
+    def __init__(self, config: PipelineConfig | None = None):
+        from .models.instructor import load_stage1
+        from .speech import load_encoder
+        from .text import load_text_encoder
+
+        self.config = config or PipelineConfig()
+        self.device = resolve_device(self.config.device)
+        stage1_path, stage2_path = checkpoint_paths(self.config.checkpoint_dir)
+        need_trained = not self.config.allow_untrained
+        try:
+            self.stage1, self.stage1_meta = load_stage1(stage1_path, require_trained=need_trained)
+            self.stage2, self.stage2_meta = load_stage2(stage2_path, require_trained=need_trained)
+        except CheckpointError as exc:
+            raise PipelineError(f"{exc}. Randomly initialised weights are never used for output; train with `python -m backend train all`.") from exc
+        self.stage1.to(self.device)
+        self.stage2.to(self.device)
+
+        # The checkpoints name the speech encoders they were trained on.
+        style_kind = self.stage1_meta.get("speech_encoder", "whisper-tiny.en")
+        content_kind = self.stage2_meta.get("speech_encoder", "whisper-tiny.en")
+        self.style_encoder = load_encoder(style_kind, self.config.speech_path).to(self.device)
+        if content_kind == style_kind and self.config.content_path in (None, self.config.speech_path):
+            self.content_encoder = self.style_encoder
+        else:
+            self.content_encoder = load_encoder(content_kind, self.config.content_path).to(self.device)
+        self.text_encoder = load_text_encoder().to(self.device)
+        self._llm = None
+        self._features: OrderedDict[str, dict[str, torch.Tensor]] = OrderedDict()
+        self.last_timings: dict[str, float] = {}
+        self.stats = {"stage1_runs": 0, "feature_runs": 0, "stage2_runs": 0}
+
+    # ---- helpers ------------------------------------------------------------------
+
+    def _autocast(self):
+        if self.device.type != "cuda":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+
+    @property
+    def llm(self):
+        """(model, tokenizer), loaded on first use: synthesize alone never needs it."""
+        if self._llm is None:
+            from .llm import load_llm
+
+            model, tokenizer = load_llm(self.config.llm_path)
+            self._llm = (model.to(self.device), tokenizer)
+        return self._llm
+
+    def _timed(self, name: str, timings: dict, fn, *args):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        out = fn(*args)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+        return out
+
+    def features(self, audio: Audio, timings: dict | None = None) -> dict[str, torch.Tensor]:
+        """Speech features at the motion frame rate, cached by the audio's hash:
+        'style' (1, T, D1) for stage 1, 'content' (1, T, D2) for stage 2."""
+        key = audio.sha1
+        if key in self._features:
+            self._features.move_to_end(key)
+            return self._features[key]
+        timings = {} if timings is None else timings
+        samples = torch.from_numpy(audio.samples).to(self.device)
+        with torch.no_grad(), self._autocast():
+            style = self._timed("speech_features", timings, self.style_encoder.features_at, samples, self.config.fps)
+            if self.content_encoder is self.style_encoder:
+                content = style
+            else:
+                content = self._timed("speech_features", timings, self.content_encoder.features_at, samples, self.config.fps)
+        feats = {"style": style.float().unsqueeze(0), "content": content.float().unsqueeze(0)}
+        self.stats["feature_runs"] += 1
+        self._features[key] = feats
+        while len(self._features) > self.config.cache_size:
+            self._features.popitem(last=False)
+        return feats
+
+    # ---- the two stages -------------------------------------------------------------
+
+    def analyze(self, audio: Audio, progress: Progress | None = None) -> str:
+        """Stage 1: speech -> an instruction sentence about the speaker's state and face."""
+        report = progress or (lambda stage, fraction: None)
+        timings: dict[str, float] = {}
+        report("features", 0.0)
+        feats = self.features(audio, timings)
+        report("stage1", 0.3)
+        model, tokenizer = self.llm
+        with torch.no_grad(), self._autocast():
+            text = self._timed(
+                "stage1", timings, lambda: self.stage1.describe(
+                    feats["style"], model, tokenizer, template=self.config.template, max_new_tokens=self.config.max_new_tokens
+                )
+            )
+        self.stats["stage1_runs"] += 1
+        report("stage1", 1.0)
+        self.last_timings = timings
+        return text
+
+    def synthesize(
+        self,
+        audio: Audio,
+        instruction: str,
+        seed: int = 0,
+        controls: MotionControls | None = None,
+        progress: Progress | None = None,
+    ) -> Motion:
+        """Stage 2: instruction + speech -> motion at ``config.fps``."""
+        instruction = check_instruction(instruction)
+        report = progress or (lambda stage, fraction: None)
+        timings: dict[str, float] = {}
+        report("features", 0.0)
+        feats = self.features(audio, timings)
+        report("stage2_prior", 0.5)
+        with torch.no_grad(), self._autocast():
+            text_emb = self._timed("text_encoder", timings, self.text_encoder.encode, [instruction])  # (1, 384)
+            style = self._timed(
+                "stage2_prior", timings, lambda: self.stage2.sample_style(text_emb.float(), seed=seed, steps=self.config.prior_steps)
+            )  # (1, D_style)
+            report("stage2_generator", 0.75)
+            packed = self._timed("stage2_generator", timings, self.stage2.synthesize, feats["content"], None, style.float())
+        packed = packed[0].float().cpu().numpy()  # (T, C)
+        if controls is not None:
+            packed = apply_controls(packed, controls)
+        self.stats["stage2_runs"] += 1
+        report("stage2_generator", 1.0)
+        self.last_timings = timings
+        parts = unpack_motion(packed)
+        return Motion(
+            fps=float(self.config.fps),
+            expression=np.ascontiguousarray(parts["expression"], dtype=np.float32),
+            jaw_pose=np.ascontiguousarray(parts["jaw_pose"], dtype=np.float32),
+            neck_pose=np.ascontiguousarray(parts["neck_pose"], dtype=np.float32),
+            global_pose=np.ascontiguousarray(parts["global_pose"], dtype=np.float32),
+            eye_pose=np.ascontiguousarray(parts["eye_pose"], dtype=np.float32),
+            instruction=instruction,
+            seed=int(seed),
+            source=audio.source,
+        )
+
+    def generate(
+        self,
+        audio: Audio,
+        instruction: str | None = None,
+        seed: int = 0,
+        controls: MotionControls | None = None,
+        progress: Progress | None = None,
+    ) -> GenerateResult:
+        """Both stages; with ``instruction`` given, stage 1 is skipped."""
+        timings: dict[str, float] = {}
+        inferred = instruction is None
+        if inferred:
+            instruction = self.analyze(audio, progress)
+            timings.update(self.last_timings)
+        motion = self.synthesize(audio, instruction, seed, controls, progress)
+        for name, value in self.last_timings.items():
+            timings[name] = timings.get(name, 0.0) + value
+        timings["total"] = sum(timings.values())
+        self.last_timings = timings
+        return GenerateResult(instruction, motion, inferred, timings)
+
+    def describe(self) -> dict:
+        """What is loaded, for `Check backend` and logs."""
+        return {
+            "device": str(self.device),
+            "torch": torch.__version__,
+            "speech_encoder": self.style_encoder.name,
+            "content_encoder": self.content_encoder.name,
+            "stage1": self.stage1_meta,
+            "stage2": self.stage2_meta,
+            "llm_loaded": self._llm is not None,
+        }
+
+
+MAX_INSTRUCTION_CHARS = 1000
+
+
+def check_instruction(text) -> str:
+    """A usable instruction: a non-empty sentence of sane length."""
+    if not isinstance(text, str):
+        raise ValueError(f"the instruction must be text, got {type(text).__name__}")
+    text = " ".join(text.split())
+    if not text:
+        raise ValueError("the instruction is empty: describe the speaker's state and face, e.g. 'a calm woman, slight smile'")
+    if len(text) > MAX_INSTRUCTION_CHARS:
+        raise ValueError(f"the instruction is {len(text)} characters long; keep it under {MAX_INSTRUCTION_CHARS}")
+    if not any(ch.isalpha() for ch in text):
+        raise ValueError(f"the instruction has no words: {text!r}")
+    return text
+
