@@ -1,0 +1,167 @@
+"""The whole Stage 2 model with a tiny config: motion packing, training phases, checkpoints."""
+
+import numpy as np
+import pytest
+import torch
+
+from backend.models.checkpoint import CheckpointError
+from backend.models.stage2 import (
+    Stage2,
+    Stage2Config,
+    compute_motion_stats,
+    load_stage2,
+    pack_motion,
+    save_stage2,
+    unpack_motion,
+)
+
+E = 10  # tiny expression space; C = 25
+
+
+def tiny_config(**kw):
+    base = dict(
+        n_expression=E, speech_dim=12, text_dim=16, n_ref_frames=6, content_layers=1, content_kernel=3,
+        hidden=32, gen_layers=2, gen_heads=2, gen_radius=4, style_dim=8, style_hidden=16, style_layers=1,
+        style_heads=2, instr_hidden=16, cond_dim=8, proj_dim=8, prior_hidden=32, prior_layers=2, prior_heads=2,
+        timesteps=50, sample_steps=5, dropout=0.0,
+    )
+    base.update(kw)
+    return Stage2Config(**base)
+
+
+def toy_batch(B=4, T=24, seed=0):
+    """Motion that depends on the speech (content) and on a per-clip offset (style)."""
+    g = torch.Generator().manual_seed(seed)
+    speech = torch.randn(B, T, 12, generator=g)
+    offset = torch.randn(B, 1, E + 15, generator=g)
+    motion = 0.5 * speech.repeat(1, 1, 3)[..., : E + 15] + offset  # (B, T, C)
+    mask = torch.arange(T)[None, :] >= torch.tensor([T, T, T - 5, T - 9][:B])[:, None]
+    return {"speech": speech, "motion": motion, "mask": mask, "text_emb": torch.randn(B, 16, generator=g)}
+
+
+def test_pack_unpack_round_trip_numpy_and_torch():
+    parts = [np.random.rand(7, n).astype(np.float32) for n in (E, 3, 3, 3, 6)]
+    packed = pack_motion(*parts)
+    assert packed.shape == (7, E + 15)
+    names = ("expression", "jaw_pose", "neck_pose", "global_pose", "eye_pose")
+    for name, part in zip(names, parts):
+        np.testing.assert_array_equal(unpack_motion(packed)[name], part)
+    tensors = [torch.from_numpy(p)[None] for p in parts]
+    packed_t = pack_motion(*tensors)
+    assert packed_t.shape == (1, 7, E + 15)
+    assert torch.equal(unpack_motion(packed_t)["eye_pose"], tensors[4])
+    with pytest.raises(ValueError):
+        unpack_motion(np.zeros((3, 15)))
+
+
+def test_motion_stats_and_normalisation_round_trip():
+    model = Stage2(tiny_config())
+    batch = toy_batch()
+    mean, std = compute_motion_stats(batch["motion"], batch["mask"])
+    assert mean.shape == (E + 15,)
+    valid = batch["motion"][~batch["mask"]]
+    assert torch.allclose(mean, valid.mean(0))
+    model.set_motion_stats(mean, std)
+    assert torch.allclose(model.denormalize(model.normalize(batch["motion"])), batch["motion"], atol=1e-5)
+    with pytest.raises(ValueError):
+        model.set_motion_stats(mean[:-1], std[:-1])
+
+
+def test_synthesize_shapes_and_padding():
+    torch.manual_seed(0)
+    model = Stage2(tiny_config()).eval()
+    batch = toy_batch()
+    style = model.sample_style(batch["text_emb"], seed=1)
+    assert style.shape == (4, 8)
+    motion = model.synthesize(batch["speech"], batch["mask"], style)
+    assert motion.shape == (4, 24, E + 15)
+    # Clip 3 has 15 valid frames: it equals the clip run alone.
+    alone = model.synthesize(batch["speech"][3:, :15], None, style[3:])
+    assert torch.allclose(alone[0], motion[3, :15], atol=1e-5)
+    with pytest.raises(ValueError):
+        model.synthesize(batch["speech"], batch["mask"], style[:2])
+
+
+def train(model, batch, steps, lr=3e-3):
+    opt = torch.optim.Adam(model.phase_parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(0)
+    history = []
+    for _ in range(steps):
+        losses = model.losses(batch, generator=gen)
+        opt.zero_grad()
+        losses["total"].backward()
+        opt.step()
+        history.append({k: v.item() for k, v in losses.items()})
+    return history
+
+
+def test_talking_loss_drops_on_a_tiny_batch():
+    torch.manual_seed(0)
+    model = Stage2(tiny_config())
+    batch = toy_batch()
+    model.set_motion_stats(*compute_motion_stats(batch["motion"], batch["mask"]))
+    model.set_phase("talking")
+    model.train()
+    history = train(model, batch, 80)
+    assert set(history[0]) == {"recon", "velocity", "total"}
+    assert history[-1]["total"] < 0.5 * history[0]["total"]
+    # The instruction path was frozen and untouched.
+    assert all(p.grad is None for p in model.prior.parameters())
+    assert not model.prior.training
+
+
+def test_instruction_phase_freezes_the_talking_prior():
+    torch.manual_seed(0)
+    model = Stage2(tiny_config())
+    batch = toy_batch()
+    batch["group"] = torch.tensor([0, 1, 2, 2])
+    model.set_phase("instruction")
+    model.train()
+    assert not model.style_encoder.training and model.prior.training
+    before = {k: v.clone() for k, v in model.style_encoder.state_dict().items()}
+    history = train(model, batch, 60)
+    assert set(history[0]) == {"contrastive", "diffusion", "total"}
+    assert history[0]["total"] == pytest.approx(history[0]["contrastive"] + 30.0 * history[0]["diffusion"], rel=1e-5)
+    assert history[-1]["total"] < history[0]["total"]
+    after = model.style_encoder.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(p.grad is None for p in model.generator.parameters())
+
+
+def test_losses_need_a_phase():
+    model = Stage2(tiny_config())
+    with pytest.raises(ValueError):
+        model.losses(toy_batch())
+    with pytest.raises(ValueError):
+        model.set_phase("both")
+
+
+def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
+    torch.manual_seed(0)
+    model = Stage2(tiny_config())
+    batch = toy_batch()
+    model.set_motion_stats(*compute_motion_stats(batch["motion"], batch["mask"]))
+    for p in model.parameters():  # move away from the zero-initialised modulation
+        p.data.add_(0.02 * torch.randn_like(p))
+    model.eval()
+    path = tmp_path / "stage2.safetensors"
+    save_stage2(path, model, {"trained": True, "steps": 12})
+    loaded, extra = load_stage2(path, require_trained=True)
+    assert extra == {"trained": True, "steps": 12}
+    assert loaded.config == model.config and not loaded.training
+    assert torch.equal(loaded.motion_std, model.motion_std)
+    style = model.sample_style(batch["text_emb"], seed=3)
+    assert torch.equal(loaded.sample_style(batch["text_emb"], seed=3), style)
+    with torch.no_grad():
+        assert torch.equal(
+            loaded.synthesize(batch["speech"], batch["mask"], style), model.synthesize(batch["speech"], batch["mask"], style)
+        )
+
+
+def test_untrained_checkpoint_is_marked_and_refused(tmp_path):
+    path = tmp_path / "untrained.safetensors"
+    save_stage2(path, Stage2(tiny_config()))
+    model, extra = load_stage2(path)
+    assert extra["trained"] is False
+    with pytest.raises(CheckpointError):
+        load_stage2(path, require_trained=True)
