@@ -129,8 +129,10 @@ class FlameLayer(nn.Module):
         # Skinning matrices G_j @ [I | -J_j], blended per vertex.
         rot = world[..., :3, :3]  # (B, 5, 3, 3)
         trans = world[..., :3, 3] - (rot @ rest_joints[..., None])[..., 0]  # (B, 5, 3)
+        # One joint at a time keeps memory at (B, V, 3) instead of (B, V, 3, 3).
         weights = self.weights.to(**to)
-        vert_rot = torch.einsum("vj,bjxy->bvxy", weights, rot)  # (B, V, 3, 3)
-        vert_trans = torch.einsum("vj,bjx->bvx", weights, trans)  # (B, V, 3)
-        vertices = (vert_rot @ v_posed[..., None])[..., 0] + vert_trans  # (B, V, 3)
+        vertices = torch.zeros_like(v_posed)
+        for j in range(N_JOINTS):
+            moved = v_posed @ rot[:, j].transpose(-1, -2) + trans[:, j, None, :]  # (B, V, 3)
+            vertices = vertices + weights[:, j, None] * moved
         return vertices, world[..., :3, 3]

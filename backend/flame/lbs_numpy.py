@@ -80,12 +80,18 @@ def _inputs(model, shape, expression, global_pose, neck_pose, jaw_pose, eye_pose
     return shape, expression, full_pose
 
 
+def _blend(dirs, coeffs):
+    """sum_l dirs[v, k, l] * coeffs[t, l] as one matrix product, (T, V, 3)."""
+    n_verts = dirs.shape[0]
+    return (coeffs @ dirs.reshape(n_verts * 3, -1).T).reshape(-1, n_verts, 3)
+
+
 def _shaped(model, shape, expression, n_frames):
     v_shaped = np.broadcast_to(model.v_template, (n_frames,) + model.v_template.shape).copy()  # (T, V, 3)
     if shape is not None:
-        v_shaped += np.einsum("vkl,tl->tvk", model.shapedirs, shape)
+        v_shaped += _blend(model.shapedirs, shape)
     if expression is not None:
-        v_shaped += np.einsum("vkl,tl->tvk", model.exprdirs, expression)
+        v_shaped += _blend(model.exprdirs, expression)
     return v_shaped
 
 
@@ -116,7 +122,7 @@ def _forward(model, shape, expression, global_pose, neck_pose, jaw_pose, eye_pos
     v_shaped = _shaped(model, shape, expression, n_frames)  # (T, V, 3)
     rest_joints = np.einsum("jv,tvk->tjk", model.J_regressor, v_shaped)  # (T, 5, 3)
     rotmats = rodrigues(full_pose)  # (T, 5, 3, 3)
-    v_posed = v_shaped + np.einsum("vkp,tp->tvk", model.posedirs, pose_features(rotmats))
+    v_posed = v_shaped + _blend(model.posedirs, pose_features(rotmats))  # (T, V, 3)
     world = _chain(rotmats, rest_joints, model.parents)  # (T, 5, 4, 4)
     return v_posed, rest_joints, world
 
@@ -147,8 +153,11 @@ def flame_forward(model, shape=None, expression=None, global_pose=None, neck_pos
     the right eye.
     """
     v_posed, rest_joints, world = _forward(model, shape, expression, global_pose, neck_pose, jaw_pose, eye_pose)
-    skin = world.copy()  # (T, 5, 4, 4)
-    skin[..., :3, 3] -= np.einsum("tjab,tjb->tja", world[..., :3, :3], rest_joints)
-    per_vertex = np.einsum("vj,tjab->tvab", model.weights, skin[..., :3, :])  # (T, V, 3, 4)
-    vertices = np.einsum("tvab,tvb->tva", per_vertex[..., :3], v_posed) + per_vertex[..., 3]
+    rot = world[..., :3, :3]  # (T, 5, 3, 3)
+    trans = world[..., :3, 3] - np.einsum("tjab,tjb->tja", rot, rest_joints)  # (T, 5, 3)
+    # Skinning one joint at a time keeps memory at (T, V, 3).
+    vertices = np.zeros_like(v_posed)
+    for j in range(N_JOINTS):
+        w = model.weights[:, j, None]  # (V, 1)
+        vertices += w * (v_posed @ np.swapaxes(rot[:, j], -1, -2) + trans[:, j, None, :])
     return vertices, world[..., :3, 3]
