@@ -1,0 +1,324 @@
+"""The procedural teacher: phones + timings + emotion + prosody -> FLAME motion for the default head.
+
+Four layers are summed into one ``Motion``:
+
+1. Visemes with coarticulation (Cohen-Massaro dominance blending): each phone
+   has a target over the articulation channels (jaw angle and lip components)
+   and a dominance that is flat inside the phone and falls off exponentially
+   outside. Bilabials (P B M) dominate everything, so their closure is never
+   blended away; each bilabial and each vowel owns at least one frame.
+2. The emotion's expression at its intensity, with an onset ramp, slow drift
+   and slight left/right asymmetry; its mouth channels give way at bilabials.
+3. Blinks (Poisson), gaze saccades and fixations.
+4. Head motion: slow sway from smoothed noise, nods on stressed vowels
+   (energy peaks), brow raises on pitch peaks, a per-emotion posture.
+
+Axes: FLAME, Y up, face along +Z. A positive rotation about +X opens the jaw,
+tips the head down (nod) and turns the eyes down.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..align import BILABIALS, SILENCE, VOWELS, Segment
+from ..head.components import EXPRESSION_INDEX, N_EXPRESSION
+from ..motion import Motion
+from .prosody import Contours, contours
+from .speech import INTENSITY_SCALE, check_style
+
+FPS = 25.0
+
+# ---------------------------------------------------------------- visemes
+
+# Articulation channels: "jaw" (radians about +X) and lip components of the head.
+_CLOSED = {"jaw": 0.02, "lip_press_L": 0.55, "lip_press_R": 0.55, "jaw_open_lips_closed": 0.3}
+_VISEMES: dict[str, dict[str, float]] = {
+    "P": _CLOSED, "B": _CLOSED, "M": {**_CLOSED, "lip_press_L": 0.45, "lip_press_R": 0.45},
+    "F": {"jaw": 0.05, "lower_lip_tuck": 0.85}, "V": {"jaw": 0.05, "lower_lip_tuck": 0.8},
+    "UW": {"jaw": 0.10, "pucker": 0.8, "lips_part": 0.35}, "UH": {"jaw": 0.13, "pucker": 0.5, "lips_part": 0.4},
+    "OW": {"jaw": 0.17, "funnel": 0.4, "pucker": 0.4, "lips_part": 0.3}, "AO": {"jaw": 0.22, "funnel": 0.45, "lips_part": 0.3},
+    "W": {"jaw": 0.06, "pucker": 0.85, "lips_part": 0.2}, "OY": {"jaw": 0.16, "funnel": 0.35, "lips_part": 0.35},
+    "AA": {"jaw": 0.32, "jaw_open_lips_stretch": 0.25}, "AE": {"jaw": 0.27, "jaw_open_lips_stretch": 0.2, "dimple_L": 0.2, "dimple_R": 0.2},
+    "AH": {"jaw": 0.22, "jaw_open_lips_stretch": 0.2, "lips_part": 0.2}, "AW": {"jaw": 0.28, "jaw_open_lips_stretch": 0.2, "funnel": 0.2},
+    "AY": {"jaw": 0.27, "jaw_open_lips_stretch": 0.2},
+    "EH": {"jaw": 0.17, "lips_part": 0.4, "dimple_L": 0.15, "dimple_R": 0.15}, "EY": {"jaw": 0.15, "lips_part": 0.4, "dimple_L": 0.2, "dimple_R": 0.2},
+    "IH": {"jaw": 0.12, "lips_part": 0.45, "dimple_L": 0.2, "dimple_R": 0.2}, "IY": {"jaw": 0.10, "lips_part": 0.5, "dimple_L": 0.35, "dimple_R": 0.35},
+    "ER": {"jaw": 0.13, "lips_part": 0.4, "funnel": 0.25},
+    "SH": {"jaw": 0.06, "funnel": 0.65, "lips_part": 0.35}, "ZH": {"jaw": 0.06, "funnel": 0.6, "lips_part": 0.35},
+    "CH": {"jaw": 0.07, "funnel": 0.6, "lips_part": 0.3}, "JH": {"jaw": 0.07, "funnel": 0.55, "lips_part": 0.3},
+    "TH": {"jaw": 0.08, "lips_part": 0.45}, "DH": {"jaw": 0.07, "lips_part": 0.4},
+    "R": {"jaw": 0.08, "pucker": 0.3, "lips_part": 0.3}, "Y": {"jaw": 0.07, "lips_part": 0.35, "dimple_L": 0.2, "dimple_R": 0.2},
+    "HH": {"jaw": 0.12, "lips_part": 0.35},
+    SILENCE: {"jaw": 0.015, "lips_part": 0.12},
+}
+_DEFAULT_CONSONANT = {"jaw": 0.08, "lips_part": 0.35}  # T D N L S Z K G NG
+ARTICULATION = sorted({k for v in list(_VISEMES.values()) + [_DEFAULT_CONSONANT] for k in v} - {"jaw"})
+
+# dominance: (weight inside the phone, weight at its edge, falloff rate per second outside).
+# A bilabial rules its own frames but does not swamp the neighbouring vowels.
+_DOMINANCE_BILABIAL = (60.0, 1.5, 30.0)
+_DOMINANCE_LABIODENTAL = (4.0, 1.2, 30.0)
+_DOMINANCE_VOWEL = (2.0, 1.0, 18.0)
+_DOMINANCE_CONSONANT = (0.5, 0.5, 25.0)
+_DOMINANCE_SILENCE = (0.6, 0.6, 30.0)
+
+
+def viseme(label: str) -> dict[str, float]:
+    return _VISEMES.get(label, _DEFAULT_CONSONANT)
+
+
+def _dominance(label: str) -> tuple[float, float, float]:
+    if label in BILABIALS:
+        return _DOMINANCE_BILABIAL
+    if label in ("F", "V"):
+        return _DOMINANCE_LABIODENTAL
+    if label in VOWELS:
+        return _DOMINANCE_VOWEL
+    if label == SILENCE:
+        return _DOMINANCE_SILENCE
+    return _DOMINANCE_CONSONANT
+
+
+def frame_owners(phones: list[Segment], n_frames: int, fps: float) -> np.ndarray:
+    """(T,) index of the phone each frame belongs to; every bilabial and vowel gets at least one frame."""
+    times = np.arange(n_frames) / fps
+    owner = np.full(n_frames, -1, dtype=np.int64)
+    for i, p in enumerate(phones):
+        owner[(times >= p.start) & (times < p.end)] = i
+    counts = np.bincount(owner[owner >= 0], minlength=len(phones))
+    # bilabials first, then vowels: a bilabial never loses its only frame
+    for group in (BILABIALS, VOWELS):
+        for i, p in enumerate(phones):
+            if p.label not in group or counts[i] > 0 or n_frames == 0:
+                continue
+            k = int(np.clip(round((p.start + p.end) / 2 * fps), 0, n_frames - 1))
+            for cand in sorted({k, max(k - 1, 0), min(k + 1, n_frames - 1)}, key=lambda c: abs(c / fps - (p.start + p.end) / 2)):
+                j = owner[cand]
+                if j < 0 or (counts[j] > 1 and phones[j].label not in BILABIALS) or phones[j].label not in BILABIALS | VOWELS:
+                    if j >= 0:
+                        counts[j] -= 1
+                    owner[cand] = i
+                    counts[i] += 1
+                    break
+    return owner
+
+
+def articulation(phones: list[Segment], n_frames: int, fps: float) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Blended articulation channels (name -> (T,)) and the bilabial closure weight (T,)."""
+    times = np.arange(n_frames) / fps
+    owner = frame_owners(phones, n_frames, fps)
+    channels = ["jaw"] + ARTICULATION
+    num = np.zeros((len(channels), n_frames))
+    den = np.full(n_frames, 1e-9)
+    closure = np.zeros(n_frames)
+    for i, p in enumerate(phones):
+        inside, edge, rate = _dominance(p.label)
+        dist = np.maximum(np.maximum(p.start - times, times - p.end), 0.0)  # (T,) seconds outside the phone
+        dom = np.where(dist > 0, edge * np.exp(-rate * dist), inside)
+        dom[owner == i] = inside
+        target = viseme(p.label)
+        num += dom * np.array([target.get(c, 0.0) for c in channels])[:, None]
+        den += dom
+        if p.label in BILABIALS:
+            closure += dom
+    blended = num / den
+    closure_weight = np.clip(closure / den, 0.0, 1.0)
+    return {c: blended[j] for j, c in enumerate(channels)}, closure_weight
+
+
+# ---------------------------------------------------------------- emotions
+
+EMOTION_ACTIONS: dict[str, dict[str, float]] = {
+    "neutral": {},
+    "happy": {"smile_L": 0.8, "smile_R": 0.8, "cheek_raise_L": 0.6, "cheek_raise_R": 0.6, "squint_L": 0.35, "squint_R": 0.35,
+              "brow_outer_raise_L": 0.15, "brow_outer_raise_R": 0.15},
+    "angry": {"brow_lower_L": 0.9, "brow_lower_R": 0.9, "lip_press_L": 0.3, "lip_press_R": 0.3, "nose_wrinkle_L": 0.3,
+              "nose_wrinkle_R": 0.3, "squint_L": 0.3, "squint_R": 0.3, "lip_tighten": 0.4, "nostril_flare": 0.4, "jaw_clench": 0.3},
+    "sad": {"brow_inner_raise_L": 0.8, "brow_inner_raise_R": 0.8, "lip_corner_depress_L": 0.6, "lip_corner_depress_R": 0.6,
+            "brow_lower_L": 0.2, "brow_lower_R": 0.2, "chin_raise": 0.3, "squint_L": 0.15, "squint_R": 0.15},
+    "surprised": {"brow_inner_raise_L": 0.8, "brow_inner_raise_R": 0.8, "brow_outer_raise_L": 0.9, "brow_outer_raise_R": 0.9,
+                  "eye_wide_L": 0.8, "eye_wide_R": 0.8, "jaw_drop": 0.08},
+    "fear": {"brow_inner_raise_L": 0.8, "brow_inner_raise_R": 0.8, "brow_outer_raise_L": 0.5, "brow_outer_raise_R": 0.5,
+             "eye_wide_L": 0.7, "eye_wide_R": 0.7, "lip_stretch_L": 0.55, "lip_stretch_R": 0.55, "brow_lower_L": 0.2,
+             "brow_lower_R": 0.2, "jaw_drop": 0.04},
+    "disgusted": {"nose_wrinkle_L": 0.8, "nose_wrinkle_R": 0.8, "upper_lip_raise_L": 0.6, "upper_lip_raise_R": 0.6,
+                  "brow_lower_L": 0.45, "brow_lower_R": 0.45, "squint_L": 0.3, "squint_R": 0.3, "lip_corner_depress_L": 0.2,
+                  "lip_corner_depress_R": 0.2},
+    "contempt": {"smile_L": 0.5, "dimple_L": 0.55, "lip_press_L": 0.2, "lip_press_R": 0.2, "brow_outer_raise_L": 0.15,
+                 "squint_L": 0.15, "squint_R": 0.15},
+}
+# mouth components that part the lips: fully suppressed at bilabials; other mouth shapes are only reduced
+_LIP_OPENING = {"upper_lip_raise_L", "upper_lip_raise_R", "lower_lip_depress_L", "lower_lip_depress_R", "lip_stretch_L",
+                "lip_stretch_R", "jaw_open_lips_stretch", "lips_part"}
+_MOUTH = {name for name in EXPRESSION_INDEX if any(k in name for k in ("lip", "smile", "dimple", "mouth", "pucker", "funnel", "chin"))}
+_EXTRA_BLINK_RATE = {"angry": 1.2, "fear": 1.4, "surprised": 0.7, "sad": 0.9}
+# posture: (pitch about +X: + = head down, yaw about +Y, roll about +Z) in radians at full intensity
+_POSTURE = {"neutral": (0.0, 0.0, 0.0), "happy": (-0.03, 0.0, 0.03), "angry": (0.06, 0.0, 0.0), "sad": (0.10, 0.0, 0.02),
+            "surprised": (-0.06, 0.0, 0.0), "fear": (0.03, 0.03, 0.0), "disgusted": (-0.02, -0.04, 0.02),
+            "contempt": (-0.05, 0.06, 0.05)}
+
+
+@dataclass
+class TeacherConfig:
+    fps: float = FPS
+    blink_per_minute: float = 17.0
+    sway: float = 0.025  # radians, head sway amplitude
+    nod: float = 0.035  # radians, nod on a stressed vowel
+    gaze: float = 0.12  # radians, gaze shift range
+
+
+def teach(phones: list[Segment], samples: np.ndarray, emotion: str, intensity: str, seed: int,
+          config: TeacherConfig | None = None, sample_rate: int = 16000) -> Motion:
+    """Motion at ``config.fps`` for 16 kHz ``samples`` with aligned ``phones``. Deterministic per seed."""
+    check_style(emotion, intensity)
+    cfg = config or TeacherConfig()
+    duration = len(samples) / sample_rate
+    n = max(1, int(np.ceil(duration * cfg.fps)))
+    rng = np.random.default_rng(seed)
+    prosody = contours(samples, n, cfg.fps, sample_rate)
+    scale = INTENSITY_SCALE[intensity] if emotion != "neutral" else 0.0
+
+    expr = np.zeros((n, N_EXPRESSION), dtype=np.float64)
+    art, closure = articulation(phones, n, cfg.fps)
+    jaw = art.pop("jaw").copy()
+    for name, curve in art.items():
+        expr[:, EXPRESSION_INDEX[name]] += curve
+
+    # emotion with onset ramp, slow drift and asymmetry
+    envelope = _emotion_envelope(n, cfg.fps, rng)
+    side = 1.0 + rng.uniform(-0.12, 0.12)
+    gain = scale * rng.uniform(0.85, 1.15)
+    open_mask = 1.0 - closure
+    for name, value in EMOTION_ACTIONS[emotion].items():
+        curve = gain * value * envelope * (side if name.endswith("_L") else 2 - side if name.endswith("_R") else 1.0)
+        if name == "jaw_drop":
+            jaw += curve * open_mask
+            continue
+        if name in _LIP_OPENING:
+            curve = curve * open_mask**4
+        elif name in _MOUTH:
+            curve = curve * (1.0 - 0.7 * closure)
+        expr[:, EXPRESSION_INDEX[name]] += curve
+
+    _add_brow_raises(expr, prosody, cfg.fps, rng, 0.25 + 0.2 * (emotion in ("surprised", "happy", "fear")))
+    _add_blinks(expr, duration, cfg, rng, _EXTRA_BLINK_RATE.get(emotion, 1.0))
+    eye = _gaze(n, cfg, rng, emotion, scale)
+    neck, root = _head(n, cfg, rng, phones, prosody, emotion, scale)
+
+    expr[:, :] = np.clip(expr, -1.0, 1.0)
+    jaw_pose = np.zeros((n, 3))
+    jaw_pose[:, 0] = np.clip(jaw, 0.0, 0.45)
+    return Motion(fps=cfg.fps, expression=expr.astype(np.float32), jaw_pose=jaw_pose.astype(np.float32),
+                  neck_pose=neck.astype(np.float32), global_pose=root.astype(np.float32), eye_pose=eye.astype(np.float32),
+                  seed=int(seed), source=f"teacher:{emotion}:{intensity}")
+
+
+def _smooth_noise(n: int, fps: float, rng: np.random.Generator, seconds: float) -> np.ndarray:
+    """(n,) zero-mean noise low-passed with a Gaussian of ``seconds`` sigma, unit standard deviation."""
+    sigma = max(seconds * fps, 0.5)
+    pad = int(4 * sigma) + 1
+    white = rng.standard_normal(n + 2 * pad)
+    k = np.arange(-pad, pad + 1)
+    kernel = np.exp(-0.5 * (k / sigma) ** 2)
+    out = np.convolve(white, kernel / kernel.sum(), mode="same")[pad: pad + n]
+    return (out - out.mean()) / (out.std() + 1e-9) if n > 1 else out * 0
+
+
+def _emotion_envelope(n: int, fps: float, rng: np.random.Generator) -> np.ndarray:
+    t = np.arange(n) / fps
+    base = rng.uniform(0.35, 0.6)
+    onset = rng.uniform(0.3, 0.8)
+    ramp = np.clip(t / onset, 0.0, 1.0)
+    ramp = ramp * ramp * (3 - 2 * ramp)  # smoothstep
+    drift = 1.0 + 0.12 * _smooth_noise(n, fps, rng, 0.6)
+    return np.clip((base + (1 - base) * ramp) * drift, 0.0, 1.2)
+
+
+def _bump(n: int, fps: float, centre: float, width: float) -> np.ndarray:
+    t = np.arange(n) / fps
+    return np.exp(-0.5 * ((t - centre) / width) ** 2)
+
+
+def _add_brow_raises(expr: np.ndarray, prosody: Contours, fps: float, rng: np.random.Generator, amount: float) -> None:
+    f0 = prosody.f0.astype(np.float64)
+    voiced = f0 > 0
+    if voiced.sum() < 5:
+        return
+    ref = np.median(f0[voiced])
+    spread = f0[voiced].std() + 1e-6
+    n = len(f0)
+    for k in range(1, n - 1):
+        if voiced[k] and f0[k] > ref + spread and f0[k] >= f0[k - 1] and f0[k] >= f0[k + 1] and f0[k] < 2 * ref:
+            if rng.random() < 0.6:
+                b = amount * rng.uniform(0.6, 1.2) * _bump(n, fps, k / fps, 0.12)
+                for name in ("brow_inner_raise_L", "brow_inner_raise_R", "brow_outer_raise_L", "brow_outer_raise_R"):
+                    expr[:, EXPRESSION_INDEX[name]] += b * (0.7 if "inner" in name else 1.0)
+
+
+def _add_blinks(expr: np.ndarray, duration: float, cfg: TeacherConfig, rng: np.random.Generator, rate_factor: float) -> None:
+    n = expr.shape[0]
+    t = np.arange(n) / cfg.fps
+    rate = cfg.blink_per_minute * rate_factor / 60.0
+    start = rng.exponential(1.0 / rate) * rng.uniform(0.2, 1.0)
+    while start < duration:
+        length = rng.uniform(0.10, 0.20)
+        close = length * 0.4
+        shape = np.where(t < start, 0.0, np.where(t < start + close, (t - start) / close,
+                         np.clip(1 - (t - start - close) / (length - close), 0.0, 1.0)))
+        depth = rng.uniform(0.9, 1.0)
+        expr[:, EXPRESSION_INDEX["blink_L"]] = np.maximum(expr[:, EXPRESSION_INDEX["blink_L"]], depth * shape)
+        expr[:, EXPRESSION_INDEX["blink_R"]] = np.maximum(expr[:, EXPRESSION_INDEX["blink_R"]], depth * rng.uniform(0.93, 1.0) * shape)
+        start += length + max(rng.exponential(1.0 / rate), 0.25)
+
+
+def _gaze(n: int, cfg: TeacherConfig, rng: np.random.Generator, emotion: str, scale: float) -> np.ndarray:
+    """(n, 6) eye rotations: fixations with quick saccades (3 frames), both eyes together."""
+    down = {"sad": 0.08, "fear": -0.02, "contempt": -0.03, "disgusted": 0.02}.get(emotion, 0.0) * scale
+    side = {"contempt": 0.06, "fear": 0.04}.get(emotion, 0.0) * scale * rng.choice([-1.0, 1.0])
+    yaw = np.zeros(n)
+    pitch = np.zeros(n)
+    k, target = 0, (0.0, 0.0)
+    prev = (rng.normal(0, 0.3) * cfg.gaze, rng.normal(0, 0.2) * cfg.gaze)
+    while k < n:
+        hold = max(2, int(rng.exponential(0.9) * cfg.fps))
+        target = (side + rng.normal(0, 0.35) * cfg.gaze, down + rng.normal(0, 0.2) * cfg.gaze)
+        for j in range(min(hold, n - k)):
+            a = min(1.0, (j + 1) / 3)
+            yaw[k + j] = prev[0] + (target[0] - prev[0]) * a
+            pitch[k + j] = prev[1] + (target[1] - prev[1]) * a
+        prev = target
+        k += hold
+    yaw = np.clip(yaw, -0.3, 0.3)
+    pitch = np.clip(pitch, -0.2, 0.25)
+    eye = np.zeros((n, 6))
+    eye[:, 0] = eye[:, 3] = pitch
+    eye[:, 1] = eye[:, 4] = yaw
+    return eye
+
+
+def _head(n: int, cfg: TeacherConfig, rng: np.random.Generator, phones: list[Segment], prosody: Contours,
+          emotion: str, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """(neck (n, 3), global (n, 3)) axis-angle: posture + sway + nods on stressed vowels."""
+    fps = cfg.fps
+    posture = np.array(_POSTURE[emotion]) * scale
+    lively = 1.0 + 0.5 * scale * (emotion in ("happy", "angry", "surprised", "fear"))
+    neck = np.zeros((n, 3))
+    neck += posture * np.clip(np.arange(n) / (0.6 * fps), 0, 1)[:, None]
+    for axis, amp, sec in ((0, 0.8, 0.7), (1, 1.0, 0.9), (2, 0.5, 1.0)):
+        neck[:, axis] += cfg.sway * amp * lively * _smooth_noise(n, fps, rng, sec)
+    # nods on the loudest vowels
+    energy = prosody.energy_db
+    vowels = [p for p in phones if p.label in VOWELS]
+    if vowels:
+        levels = np.array([energy[min(int((p.start + p.end) / 2 * fps), n - 1)] for p in vowels])
+        cut = np.percentile(levels, 70)
+        for p, level in zip(vowels, levels):
+            if level >= cut and rng.random() < 0.7:
+                neck[:, 0] += cfg.nod * lively * rng.uniform(0.5, 1.0) * _bump(n, fps, (p.start + p.end) / 2 + 0.04, 0.09)
+    root = np.zeros((n, 3))
+    for axis, sec in ((0, 1.2), (1, 1.5), (2, 1.5)):
+        root[:, axis] = 0.3 * cfg.sway * _smooth_noise(n, fps, rng, sec)
+    return np.clip(neck, -0.2, 0.2), np.clip(root, -0.08, 0.08)
