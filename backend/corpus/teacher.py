@@ -170,9 +170,22 @@ class TeacherConfig:
     gaze: float = 0.12  # radians, gaze shift range
 
 
+@dataclass
+class Taught:
+    motion: Motion
+    emotion_expression: np.ndarray  # (T, E) the emotion layer alone (what instructions describe)
+    emotion_jaw: np.ndarray  # (T,) the emotion's extra jaw opening, radians
+
+
 def teach(phones: list[Segment], samples: np.ndarray, emotion: str, intensity: str, seed: int,
           config: TeacherConfig | None = None, sample_rate: int = 16000) -> Motion:
     """Motion at ``config.fps`` for 16 kHz ``samples`` with aligned ``phones``. Deterministic per seed."""
+    return teach_full(phones, samples, emotion, intensity, seed, config, sample_rate).motion
+
+
+def teach_full(phones: list[Segment], samples: np.ndarray, emotion: str, intensity: str, seed: int,
+               config: TeacherConfig | None = None, sample_rate: int = 16000) -> Taught:
+    """``teach`` plus the emotion layer on its own."""
     check_style(emotion, intensity)
     cfg = config or TeacherConfig()
     duration = len(samples) / sample_rate
@@ -192,11 +205,15 @@ def teach(phones: list[Segment], samples: np.ndarray, emotion: str, intensity: s
     side = 1.0 + rng.uniform(-0.12, 0.12)
     gain = scale * rng.uniform(0.85, 1.15)
     open_mask = 1.0 - closure
+    layer = np.zeros_like(expr)
+    layer_jaw = np.zeros(n)
     for name, value in EMOTION_ACTIONS[emotion].items():
         curve = gain * value * envelope * (side if name.endswith("_L") else 2 - side if name.endswith("_R") else 1.0)
         if name == "jaw_drop":
+            layer_jaw += curve
             jaw += curve * open_mask
             continue
+        layer[:, EXPRESSION_INDEX[name]] += curve
         if name in _LIP_OPENING:
             curve = curve * open_mask**4
         elif name in _MOUTH:
@@ -211,9 +228,10 @@ def teach(phones: list[Segment], samples: np.ndarray, emotion: str, intensity: s
     expr[:, :] = np.clip(expr, -1.0, 1.0)
     jaw_pose = np.zeros((n, 3))
     jaw_pose[:, 0] = np.clip(jaw, 0.0, 0.45)
-    return Motion(fps=cfg.fps, expression=expr.astype(np.float32), jaw_pose=jaw_pose.astype(np.float32),
-                  neck_pose=neck.astype(np.float32), global_pose=root.astype(np.float32), eye_pose=eye.astype(np.float32),
-                  seed=int(seed), source=f"teacher:{emotion}:{intensity}")
+    motion = Motion(fps=cfg.fps, expression=expr.astype(np.float32), jaw_pose=jaw_pose.astype(np.float32),
+                    neck_pose=neck.astype(np.float32), global_pose=root.astype(np.float32), eye_pose=eye.astype(np.float32),
+                    seed=int(seed), source=f"teacher:{emotion}:{intensity}")
+    return Taught(motion=motion, emotion_expression=layer.astype(np.float32), emotion_jaw=layer_jaw.astype(np.float32))
 
 
 def _smooth_noise(n: int, fps: float, rng: np.random.Generator, seconds: float) -> np.ndarray:

@@ -1,0 +1,134 @@
+"""TalkCLIP-style instruction sentences for a clip.
+
+Format (TalkCLIP, Sec. 3.1): "<SUB> <EMOTION> and speaks with <ACTIONS>", where
+<EMOTION> is one of several words for the clip's emotion at its intensity and
+<ACTIONS> names the strongest facial actions the teacher actually put in,
+with a degree word from their level. Several phrasings per clip (templates x
+synonyms), and, as in TalkCLIP, some drop the emotion or the actions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..head.components import EXPRESSION_NAMES
+from .speech import check_style
+
+# emotion words by intensity: slight, moderate, strong (the evaluator reads the union)
+EMOTION_LEVELS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
+    "neutral": (("calm", "neutral", "composed", "matter-of-fact"), ("expressionless", "neutral", "impassive", "even-tempered"),
+                ("completely neutral", "blank-faced", "perfectly calm", "emotionless")),
+    "happy": (("pleased", "content", "cheerful", "glad"), ("happy", "joyful", "delighted", "merry"),
+              ("overjoyed", "ecstatic", "over the moon", "elated", "thrilled")),
+    "angry": (("annoyed", "irritated", "cross", "displeased"), ("angry", "mad", "indignant", "exasperated"),
+              ("furious", "enraged", "livid", "seething", "outraged")),
+    "sad": (("a little sad", "downcast", "wistful", "glum"), ("sad", "unhappy", "sorrowful", "dejected"),
+            ("heartbroken", "devastated", "grief-stricken", "desolate", "miserable")),
+    "surprised": (("mildly surprised", "curious", "intrigued", "puzzled"), ("surprised", "startled", "amazed", "astonished"),
+                  ("astounded", "stunned", "shocked", "flabbergasted", "dumbfounded")),
+    "fear": (("uneasy", "nervous", "worried", "apprehensive"), ("afraid", "scared", "fearful", "anxious"),
+             ("terrified", "petrified", "panic-stricken", "horrified", "frightened")),
+    "disgusted": (("put off", "displeased", "distasteful", "squeamish"), ("disgusted", "repulsed", "grossed out", "revolted"),
+                  ("sickened", "nauseated", "appalled", "utterly revolted")),
+    "contempt": (("unimpressed", "dismissive", "skeptical", "aloof"), ("contemptuous", "scornful", "disdainful", "sneering"),
+                 ("utterly contemptuous", "derisive", "full of scorn", "haughty")),
+}
+EMOTION_WORDS: dict[str, list[str]] = {e: sorted({w for level in levels for w in level}) for e, levels in EMOTION_LEVELS.items()}
+
+# facial action phrases: component group -> (noun phrase, verb phrases by level low/mid/high)
+_ACTION_PHRASES: dict[str, tuple[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]]] = {
+    "brow_lower": (("brows", "eyebrows"), (("slightly lowered", "a little knitted"), ("pulled down", "furrowed", "knitted"),
+                                           ("pulled down hard", "deeply furrowed", "tightly knitted"))),
+    "brow_inner_raise": (("inner brows", "inner eyebrows"), (("slightly raised",), ("raised", "lifted", "drawn up"),
+                                                             ("raised high", "strongly lifted"))),
+    "brow_outer_raise": (("outer brows", "eyebrows"), (("slightly lifted",), ("lifted", "raised", "arched"),
+                                                       ("extremely lifted", "raised high", "arched high"))),
+    "eye_wide": (("eyes",), (("a little wide",), ("wide open", "widened"), ("wide as saucers", "extremely wide"))),
+    "squint": (("eyes",), (("slightly narrowed",), ("narrowed", "squinting"), ("tightly narrowed", "squeezed"))),
+    "cheek_raise": (("cheeks",), (("slightly lifted",), ("raised", "lifted"), ("pushed high",))),
+    "smile": (("lip corners", "mouth corners"), (("slightly turned up", "hinting at a smile"), ("pulled up in a smile", "turned up"),
+                                                ("pulled into a broad grin", "stretched in a big smile"))),
+    "lip_corner_depress": (("lip corners", "mouth corners"), (("turned slightly down",), ("turned down", "drooping"),
+                                                             ("pulled far down", "drooping heavily"))),
+    "lip_press": (("lips",), (("lightly pressed",), ("pressed", "pressed together"), ("pressed tightly", "firmly pressed together"))),
+    "lip_tighten": (("lips",), (("slightly tense",), ("tightened", "tense"), ("tightened hard", "very tense"))),
+    "nose_wrinkle": (("nose",), (("slightly wrinkled",), ("wrinkled", "scrunched"), ("deeply wrinkled", "scrunched up"))),
+    "upper_lip_raise": (("upper lip",), (("slightly raised",), ("raised", "curled up"), ("curled high", "raised in a sneer"))),
+    "lip_stretch": (("lips",), (("slightly stretched",), ("stretched", "pulled wide"), ("stretched tight", "pulled far apart"))),
+    "dimple": (("mouth corner", "lip corner"), (("slightly tucked",), ("pulled back", "dimpled"), ("pulled far back",))),
+    "chin_raise": (("chin",), (("slightly raised",), ("raised", "pushed up"), ("pushed up hard",))),
+    "jaw_drop": (("jaw", "mouth"), (("slightly dropped",), ("dropped", "hanging open"), ("dropped wide open",))),
+}
+_LEVEL_WORDS = (("slightly", "a little", "faintly"), ("clearly", "noticeably", "visibly"), ("extremely", "strongly", "very"))
+
+_SUBJECTS = {"male": ("A man", "The man", "A male speaker", "A guy", "He"), "female": ("A woman", "The woman", "A female speaker", "A lady", "She")}
+_TEMPLATES = (
+    "{sub} is {emo} and speaks with {act}.",
+    "{sub} is {emo}, speaking with {act}.",
+    "{sub} talks with {act}, looking {emo}.",
+    "{sub} is {emo}.",
+    "{sub} speaks with {act}.",
+    "{sub} sounds {emo} and talks with {act}.",
+    "Looking {emo}, {sub_l} speaks with {act}.",
+    "{sub} is {emo} while talking.",
+)
+_NEUTRAL_ACTIONS = ("a relaxed face", "a still, relaxed face", "no particular expression", "a calm face")
+
+
+def facial_actions(expression: np.ndarray, jaw_pose: np.ndarray | None = None, top: int = 3, threshold: float = 0.15) -> list[tuple[str, float]]:
+    """The strongest facial action groups of a motion: [(group, mean level)] with level in 0..1.
+
+    ``expression`` (T, E); left/right components are averaged into one group;
+    speech articulation is not separated out, so pass the emotion layer when you have it.
+    """
+    mean = np.asarray(expression, dtype=np.float64).mean(axis=0)
+    names = EXPRESSION_NAMES
+    levels: dict[str, float] = {}
+    for group in _ACTION_PHRASES:
+        idx = [i for i, n in enumerate(names) if n == group or n in (f"{group}_L", f"{group}_R")]
+        if idx:
+            levels[group] = float(mean[idx].mean())
+    if jaw_pose is not None:
+        levels["jaw_drop"] = float(np.clip(np.asarray(jaw_pose)[:, 0].mean() / 0.08, 0, 1) * 0.5)
+    ranked = sorted(((g, v) for g, v in levels.items() if v >= threshold), key=lambda gv: -gv[1])
+    return ranked[:top]
+
+
+def _level(value: float) -> int:
+    return 0 if value < 0.3 else 1 if value < 0.55 else 2
+
+
+def _action_phrase(actions: list[tuple[str, float]], rng: np.random.Generator) -> str:
+    if not actions:
+        return str(rng.choice(_NEUTRAL_ACTIONS))
+    parts = []
+    for group, value in actions:
+        nouns, verbs = _ACTION_PHRASES[group]
+        parts.append(f"{rng.choice(nouns)} {rng.choice(verbs[_level(value)])}")
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def instructions(emotion: str, intensity: str, gender: str, actions: list[tuple[str, float]], seed: int, count: int = 5) -> list[str]:
+    """``count`` different instruction sentences for one clip; the first always names the emotion and the actions."""
+    check_style(emotion, intensity)
+    if gender not in _SUBJECTS:
+        raise ValueError(f"gender must be 'male' or 'female', got {gender!r}")
+    rng = np.random.default_rng(seed)
+    level = ("slight", "moderate", "strong").index(intensity)
+    out: list[str] = []
+    for attempt in range(count * 10):
+        template = _TEMPLATES[0] if attempt == 0 else str(rng.choice(_TEMPLATES))
+        if "{emo}" not in template and emotion != "neutral" and rng.random() < 0.5:
+            continue  # keep most sentences naming the emotion
+        subject = str(rng.choice(_SUBJECTS[gender]))
+        near = level if rng.random() < 0.85 else int(np.clip(level + rng.choice([-1, 1]), 0, 2))  # synonyms from a neighbouring level now and then
+        words = EMOTION_LEVELS[emotion][near]
+        text = template.format(
+            sub=subject, sub_l=subject[0].lower() + subject[1:] if subject not in ("He", "She") else subject.lower(),
+            emo=str(rng.choice(words)), act=_action_phrase(actions, rng),
+        )
+        if text not in out:
+            out.append(text)
+        if len(out) == count:
+            break
+    return out
