@@ -122,7 +122,7 @@ def test_instruction_phase_freezes_the_talking_prior():
     history = train(model, batch, 60)
     assert set(history[0]) == {"contrastive", "diffusion", "total"}
     assert history[0]["total"] == pytest.approx(history[0]["contrastive"] + 30.0 * history[0]["diffusion"], rel=1e-5)
-    assert history[-1]["total"] < history[0]["total"]
+    assert history[-1]["total"] < 0.5 * history[0]["total"]
     after = model.style_encoder.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert all(p.grad is None for p in model.generator.parameters())

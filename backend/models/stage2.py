@@ -124,7 +124,7 @@ def compute_motion_stats(motion: torch.Tensor, mask: torch.Tensor | None = None)
 
 
 def masked_mean(x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """Mean of x (B, T, C) over frames where keep (B, T, 1) is 1, weighted per channel by broadcasting."""
+    """Mean of x (B, T, C) over the frames where keep (B, T, 1) is 1."""
     return (x * keep).sum() / (keep.sum() * x.shape[-1]).clamp(min=1)
 
 
@@ -153,8 +153,9 @@ class Stage2(nn.Module):
         C = self.config.motion_dim
         if mean.shape != (C,) or std.shape != (C,):
             raise ValueError(f"motion stats must have shape ({C},), got {tuple(mean.shape)} and {tuple(std.shape)}")
-        self.motion_mean.copy_(mean)
-        self.motion_std.copy_(std.clamp(min=min_std))
+        with torch.no_grad():
+            self.motion_mean.copy_(mean)
+            self.motion_std.copy_(std.clamp(min=min_std))
 
     def normalize(self, motion: torch.Tensor) -> torch.Tensor:
         return (motion - self.motion_mean) / self.motion_std
