@@ -177,7 +177,7 @@ def _shape_keys(obj, model, betas):
     def add(kind, dirs, slider, values=None):
         for i in range(dirs.shape[2]):
             key = obj.shape_key_add(name=shape_key_name(kind, i), from_mix=False)
-            key.data.foreach_set("co", (basis + dirs[:, :, i]).astype(np.float32).ravel())
+            key.points.foreach_set("co", (basis + dirs[:, :, i]).astype(np.float32).ravel())
             key.slider_min, key.slider_max = -slider, slider
             if values is not None:
                 key.value = values[i]
