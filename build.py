@@ -2,7 +2,8 @@
 """Build, test and demo AVI-Talk (standard library only).
 
     python build.py          build the installable extension zip into dist/
-    python build.py test     create/update .venv, run pytest over tests/ (exit code passed through)
+    python build.py test     create/update .venv, run pytest over tests/ (exit code passed through;
+                             extra arguments go to pytest, paths replace tests/)
     python build.py demo     create/update .venv, bake a scripted animation, write out/demo.blend + previews
 """
 
@@ -101,8 +102,11 @@ def _blender_env() -> dict:
 
 
 def run_tests(args) -> int:
+    """pytest over tests/, or over the paths given (pytest options pass through)."""
     python = ensure_venv()
-    return subprocess.run([str(python), "-m", "pytest", "tests/"] + list(args), cwd=ROOT, env=_blender_env()).returncode
+    paths = [] if any((ROOT / a.split("::")[0]).exists() for a in args) else ["tests/"]
+    command = [str(python), "-m", "pytest"] + paths + list(args)
+    return subprocess.run(command, cwd=ROOT, env=_blender_env()).returncode
 
 
 def run_demo(args) -> int:
