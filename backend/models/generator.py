@@ -42,8 +42,8 @@ class LocalAttentionBias:
     """
 
     def __init__(self, mask: torch.Tensor, radius: int, slopes: torch.Tensor):
-        B, T = mask.shape
-        self.T, self.radius, self.block = T, radius, 2 * radius
+        T = mask.shape[1]
+        self.radius, self.block = radius, 2 * radius
         self.n_blocks = -(-T // self.block)
         self.pad = self.n_blocks * self.block - T
         span = self.block + 2 * radius
