@@ -75,10 +75,10 @@ _TEMPLATES = (
 _NEUTRAL_ACTIONS = ("a relaxed face", "a still, relaxed face", "no particular expression", "a calm face")
 
 
-def facial_actions(expression: np.ndarray, jaw_pose: np.ndarray | None = None, top: int = 3, threshold: float = 0.15) -> list[tuple[str, float]]:
+def facial_actions(expression: np.ndarray, jaw_pose: np.ndarray | None = None, top: int = 3, threshold: float = 0.1) -> list[tuple[str, float]]:
     """The strongest facial action groups of a motion: [(group, mean level)] with level in 0..1.
 
-    ``expression`` (T, E); left/right components are averaged into one group;
+    ``expression`` (T, E); a left/right pair counts by its stronger side;
     speech articulation is not separated out, so pass the emotion layer when you have it.
     """
     mean = np.asarray(expression, dtype=np.float64).mean(axis=0)
@@ -87,7 +87,7 @@ def facial_actions(expression: np.ndarray, jaw_pose: np.ndarray | None = None, t
     for group in _ACTION_PHRASES:
         idx = [i for i, n in enumerate(names) if n == group or n in (f"{group}_L", f"{group}_R")]
         if idx:
-            levels[group] = float(mean[idx].mean())
+            levels[group] = float(mean[idx].max())
     if jaw_pose is not None:
         levels["jaw_drop"] = float(np.clip(np.asarray(jaw_pose)[:, 0].mean() / 0.08, 0, 1) * 0.5)
     ranked = sorted(((g, v) for g, v in levels.items() if v >= threshold), key=lambda gv: -gv[1])
@@ -120,6 +120,8 @@ def instructions(emotion: str, intensity: str, gender: str, actions: list[tuple[
         template = _TEMPLATES[0] if attempt == 0 else str(rng.choice(_TEMPLATES))
         if "{emo}" not in template and emotion != "neutral" and rng.random() < 0.5:
             continue  # keep most sentences naming the emotion
+        if "{act}" in template and not actions and emotion != "neutral":
+            continue  # no visible action: do not claim a relaxed face for an emotion
         subject = str(rng.choice(_SUBJECTS[gender]))
         near = level if rng.random() < 0.85 else int(np.clip(level + rng.choice([-1, 1]), 0, 2))  # synonyms from a neighbouring level now and then
         words = EMOTION_LEVELS[emotion][near]
