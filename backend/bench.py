@@ -1,0 +1,216 @@
+"""``python -m backend bench``: seconds and peak memory per stage, total, real-time factor.
+
+Stages: speech features (stage-1 encoder, shared with the content path in the
+default stack), stage 1 (Q-Former + LLM generation), stage-2 prior sampling,
+stage-2 generator; plus Regenerate (stage 2 on cached features) and, where
+``bpy`` is importable, the keyframe bake. With ``--paper-scale`` the paper's
+backbones are built too: parameter counts everywhere, timings on a CUDA GPU.
+
+With no trained weights the default stack is timed on random weights of the
+default size (the report says so): timing depends on shapes, not values.
+"""
+
+from __future__ import annotations
+
+import platform
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .audio import load_audio
+from .pipeline import Pipeline, PipelineConfig, PipelineError, checkpoint_paths, resolve_device
+
+STAGES = ("speech_features", "stage1", "text_encoder", "stage2_prior", "stage2_generator")
+
+
+class PeakMemory:
+    """Peak memory during a block: CUDA allocator peak, or sampled process RSS on the CPU."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.peak_mb = 0.0
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.base = torch.cuda.memory_allocated()
+        else:
+            import psutil
+
+            self.proc = psutil.Process()
+            self.base = self.proc.memory_info().rss
+            self.peak = self.base
+            self.stop = threading.Event()
+            self.thread = threading.Thread(target=self._sample, daemon=True)
+            self.thread.start()
+        return self
+
+    def _sample(self):
+        while not self.stop.wait(0.005):
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            self.peak_mb = (torch.cuda.max_memory_allocated() - self.base) / 2**20
+        else:
+            self.stop.set()
+            self.thread.join()
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+            self.peak_mb = (self.peak - self.base) / 2**20
+        return False
+
+
+def speech_like(seconds: float, seed: int = 0) -> np.ndarray:
+    """A 16 kHz test signal with a gliding pitch, harmonics and syllable-rate amplitude."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * 16000)) / 16000
+    f0 = 120 + 30 * np.sin(2 * np.pi * 0.5 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / 16000
+    voice = sum(np.sin(k * phase) / k for k in range(1, 12))
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2
+    return (0.2 * voice * envelope + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def untrained_checkpoints(folder: Path) -> Path:
+    """Default-size random weights, marked untrained, for timing only."""
+    from .models.instructor import Stage1, Stage1Config, save_stage1
+    from .models.stage2 import Stage2, Stage2Config, save_stage2
+
+    torch.manual_seed(0)
+    save_stage1(folder / "stage1.safetensors", Stage1(Stage1Config()), {"trained": False})
+    save_stage2(folder / "stage2.safetensors", Stage2(Stage2Config(speech_dim=384)), {"trained": False})
+    return folder
+
+
+def open_pipeline(checkpoint_dir, device: str) -> tuple[Pipeline, bool]:
+    """The trained pipeline when weights exist, else the default architecture on random weights."""
+    try:
+        checkpoint_paths(checkpoint_dir)
+        return Pipeline(PipelineConfig(checkpoint_dir=checkpoint_dir, device=device)), True
+    except PipelineError:
+        if checkpoint_dir:
+            raise
+    folder = untrained_checkpoints(Path(tempfile.mkdtemp(prefix="avitalk_bench_")))
+    return Pipeline(PipelineConfig(checkpoint_dir=folder, device=device, allow_untrained=True)), False
+
+
+def time_clip(pipe: Pipeline, seconds: float, repeats: int) -> dict:
+    audio = load_audio((speech_like(seconds), 16000))
+    pipe.generate(audio, seed=0)  # warm-up: lazy loads, allocator, kernels
+    best: dict[str, float] = {}
+    memory: dict[str, float] = {}
+    for _ in range(repeats):
+        pipe._features.clear()
+        timings: dict[str, float] = {}
+        with PeakMemory(pipe.device) as mem:
+            pipe.features(audio, timings)
+        memory["speech_features"] = max(memory.get("speech_features", 0.0), mem.peak_mb)
+        with PeakMemory(pipe.device) as mem:
+            pipe.analyze(audio)
+        memory["stage1"] = max(memory.get("stage1", 0.0), mem.peak_mb)
+        timings["stage1"] = pipe.last_timings.get("stage1", 0.0)
+        with PeakMemory(pipe.device) as mem:
+            pipe.synthesize(audio, "A man is furious and speaks with brows pulled down hard and lips pressed.", seed=1)
+        memory["stage2"] = max(memory.get("stage2", 0.0), mem.peak_mb)
+        for name in ("text_encoder", "stage2_prior", "stage2_generator"):
+            timings[name] = pipe.last_timings.get(name, 0.0)
+        timings["total"] = sum(timings[s] for s in STAGES)
+        for name, value in timings.items():
+            best[name] = min(best.get(name, float("inf")), value)
+    # Regenerate: a new instruction on cached features (stage 2 only).
+    regen = []
+    for i in range(repeats):
+        start = time.perf_counter()
+        pipe.synthesize(audio, "A woman is delighted, smiling broadly with raised cheeks.", seed=10 + i)
+        regen.append(time.perf_counter() - start)
+    return {
+        "audio_seconds": seconds,
+        "seconds": {k: round(v, 4) for k, v in best.items()},
+        "peak_mb": {k: round(v, 1) for k, v in memory.items()},
+        "regenerate_seconds": round(min(regen), 4),
+        "real_time_factor": round(best["total"] / seconds, 4),
+    }
+
+
+def bake_benchmark() -> dict | None:
+    try:
+        import bpy  # noqa: F401
+    except ImportError:
+        return None
+    import os
+    import sys
+
+    os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="avitalk_bres_"))
+    root = Path(__file__).resolve().parents[1]
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from avitalk_blender.bench import bench_bake
+
+    return bench_bake()
+
+
+def run_bench(seconds=(5.0, 30.0), device="auto", paper_scale=False, checkpoint_dir=None, repeats=3, bake=True) -> dict:
+    dev = resolve_device(device)
+    torch.set_grad_enabled(False)
+    report: dict = {
+        "machine": {"platform": platform.platform(), "cpu_threads": torch.get_num_threads(), "device": str(dev),
+                    "torch": torch.__version__},
+    }
+    if dev.type == "cuda":
+        report["machine"]["gpu"] = torch.cuda.get_device_name(0)
+    pipe, trained = open_pipeline(checkpoint_dir, device)
+    report["weights"] = "trained" if trained else "random (default architecture, timing only)"
+    print(f"AVI-Talk bench on {dev} ({report['weights']})")
+    report["default_stack"] = []
+    for s in seconds:
+        row = time_clip(pipe, float(s), repeats)
+        report["default_stack"].append(row)
+        print_row(row)
+    if bake:
+        result = bake_benchmark()
+        if result is not None:
+            report["bake"] = result
+            print(f"bake: {result}")
+    if paper_scale:
+        report["paper_scale"] = paper_scale_report(seconds, dev)
+    return report
+
+
+def print_row(row: dict) -> None:
+    s, m = row["seconds"], row["peak_mb"]
+    print(f"\n{row['audio_seconds']:.0f} s of speech")
+    print(f"  {'stage':<18}{'seconds':>10}{'peak MB':>10}")
+    print(f"  {'speech features':<18}{s['speech_features']:>10.3f}{m['speech_features']:>10.1f}")
+    print(f"  {'stage 1 (Q-Former + LLM)':<18}{s['stage1']:>10.3f}{m['stage1']:>10.1f}")
+    print(f"  {'text encoder':<18}{s['text_encoder']:>10.3f}")
+    print(f"  {'stage 2 prior':<18}{s['stage2_prior']:>10.3f}{m['stage2']:>10.1f}")
+    print(f"  {'stage 2 generator':<18}{s['stage2_generator']:>10.3f}")
+    print(f"  {'total':<18}{s['total']:>10.3f}   real-time factor {row['real_time_factor']:.3f}")
+    print(f"  regenerate (stage 2 on cached features): {row['regenerate_seconds']:.3f} s")
+
+
+def paper_scale_report(seconds, dev: torch.device) -> dict:
+    from . import paper_scale
+
+    parts = paper_scale.build("meta")
+    out: dict = {"parameters": paper_scale.parameter_counts(parts)}
+    print("\npaper scale parameters:", {k: f"{v / 1e6:.1f} M" for k, v in out["parameters"].items()})
+    if dev.type != "cuda":
+        out["timings"] = "skipped: paper-scale timing needs a CUDA GPU"
+        print(out["timings"])
+        return out
+    del parts
+    gpu_parts = paper_scale.build(dev, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+    out["timings"] = []
+    for s in seconds:
+        paper_scale.time_paper_scale(float(s), dev, parts=gpu_parts)  # warm-up
+        row = {"audio_seconds": s, "seconds": paper_scale.time_paper_scale(float(s), dev, parts=gpu_parts)}
+        out["timings"].append(row)
+        print(f"paper scale, {s:.0f} s: {row['seconds']}")
+    return out
