@@ -23,46 +23,25 @@ Keys are written with ``keyframe_points.add(n)`` and ``foreach_set``, never
 import bpy
 import numpy as np
 
-from .core import naming, rig_maths, timing
-from .rig import SHAPE_SLIDER, find_rig, rig_constants, shape_key_name
+from .core import naming, rig_maths, take, timing
+from .rig import find_rig, rig_constants, shape_key_name
 
 LINEAR = bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINEAR"].value
 SLOTTED = "slots" in bpy.types.Action.bl_rna.properties
 
 
-class BakeInput:
-    """A motion checked against a rig and resampled to the scene: everything the bake writes."""
-
-    def __init__(self, motion, n_expr_rig: int, fps: float, frame_start: int):
-        n_expr = motion.expression.shape[1]
-        if n_expr > n_expr_rig:
-            raise ValueError(f"the motion has {n_expr} expression channels, the rig only {n_expr_rig}; "
-                             "import a head with at least as many expressions")
-        if np.any(np.abs(motion.expression) > SHAPE_SLIDER):
-            raise ValueError(f"expression coefficients beyond +-{SHAPE_SLIDER} cannot be shown by shape keys")
-        self.motion = motion
-        self.frames = timing.key_frames(motion.n_frames, frame_start)  # (T,)
-        self.expression = np.zeros((motion.n_frames, n_expr_rig))  # (T, E_rig): unused channels keyed to 0
-        self.expression[:, :n_expr] = motion.expression
-        self.pose = rig_maths.full_pose(motion.global_pose, motion.neck_pose, motion.jaw_pose, motion.eye_pose)
-        self.fps = fps
+def prepare(arm_obj, motion, fps: float, frame_start: int) -> take.TakeData:
+    """Resample ``motion`` to ``fps`` and check it fits the rig of ``arm_obj`` (ValueError if not)."""
+    return take.prepare_take(motion, int(arm_obj["avitalk_n_expr"]), fps, frame_start)
 
 
-def prepare(arm_obj, motion, fps: float, frame_start: int) -> BakeInput:
-    """Resample ``motion`` to ``fps`` and check it fits the rig; raises ValueError on a mismatch."""
-    if not timing.same_fps(motion.fps, fps):
-        from .core import backend_ref
-        motion = backend_ref.motion().resample(motion, fps)
-    return BakeInput(motion, int(arm_obj["avitalk_n_expr"]), fps, frame_start)
-
-
-def bake(mesh_obj, arm_obj, data: BakeInput, take: str, push_to_nla: bool = False):
-    """Write ``data`` as the take ``take`` (see ``naming.unique_take_name``); returns the two actions."""
+def bake(mesh_obj, arm_obj, data: take.TakeData, take_name: str, push_to_nla: bool = False):
+    """Write ``data`` as the take ``take_name`` (see ``naming.unique_take_name``); returns the two actions."""
     joints_rest, joint_exprdirs = rig_constants(arm_obj)
     quats, locs = rig_maths.bone_values(data.pose, data.expression, joints_rest, joint_exprdirs)
 
     key = mesh_obj.data.shape_keys
-    shapes_name, pose_name = naming.action_names(take)
+    shapes_name, pose_name = naming.action_names(take_name)
     shapes_action, shapes_slot, fcurves = _new_action(shapes_name, 'KEY', key.name)
     for e in range(data.expression.shape[1]):
         path = f'key_blocks["{shape_key_name("Exp", e)}"].value'
@@ -77,15 +56,15 @@ def bake(mesh_obj, arm_obj, data: BakeInput, take: str, push_to_nla: bool = Fals
 
     motion = data.motion
     for action in (shapes_action, pose_action):
-        action["avitalk_take"] = take
+        action["avitalk_take"] = take_name
         action["avitalk_instruction"] = motion.instruction
         action["avitalk_source"] = motion.source
         if motion.seed is not None:
             action["avitalk_seed"] = int(motion.seed)
         action["avitalk_fps"] = float(data.fps)
         action.use_fake_user = True
-    _assign(key, shapes_action, shapes_slot, take, data.frames[0], push_to_nla)
-    _assign(arm_obj, pose_action, pose_slot, take, data.frames[0], push_to_nla)
+    _assign(key, shapes_action, shapes_slot, take_name, data.frames[0], push_to_nla)
+    _assign(arm_obj, pose_action, pose_slot, take_name, data.frames[0], push_to_nla)
     return shapes_action, pose_action
 
 
@@ -117,15 +96,15 @@ def _write_fcurve(fcurves, data_path: str, index: int, group: str, frames, value
     fcurve.update()
 
 
-def _assign(id_data, action, slot, take: str, frame_start: float, push_to_nla: bool) -> None:
+def _assign(id_data, action, slot, take_name: str, frame_start: float, push_to_nla: bool) -> None:
     anim = id_data.animation_data or id_data.animation_data_create()
     current = anim.action
     if current is not None and current.users <= 1 and not current.use_fake_user:
         current.use_fake_user = True  # never let the artist's action vanish on save
     if push_to_nla:
         track = anim.nla_tracks.new()
-        track.name = take
-        strip = track.strips.new(take, int(round(frame_start)), action)
+        track.name = take_name
+        strip = track.strips.new(take_name, int(round(frame_start)), action)
         if slot is not None:
             strip.action_slot = slot
         if current is not None and current.get("avitalk_take") is not None:
@@ -151,6 +130,6 @@ def apply_motion(obj, motion, scene, frame_start: int, push_to_nla: bool = False
     fps = timing.scene_fps(scene.render.fps, scene.render.fps_base)
     data = prepare(arm_obj, motion, fps, frame_start)
     base = naming.take_base_name(motion.instruction, filepath or motion.source)
-    take = naming.unique_take_name(base, existing_action_names())
-    bake(mesh_obj, arm_obj, data, take, push_to_nla)
-    return take, len(data.frames)
+    take_name = naming.unique_take_name(base, existing_action_names())
+    bake(mesh_obj, arm_obj, data, take_name, push_to_nla)
+    return take_name, len(data.frames)

@@ -17,9 +17,9 @@ import bpy
 import numpy as np
 
 from .core import rig_maths
+from .core.take import SHAPE_KEY_LIMIT
 
 RIG_VERSION = 1
-SHAPE_SLIDER = 10.0   # Blender's limit for shape key slider ranges
 POSE_SLIDER = 2.0     # entries of (R - I) lie in [-2, 2]
 BONE_LENGTHS = {"root": 0.03, "neck": 0.03, "jaw": 0.03, "left_eye": 0.015, "right_eye": 0.015}
 PART_COLOURS = {
@@ -55,8 +55,8 @@ def build_rig(collection, model, name: str = "flame_head", shape=None):
         shape = np.asarray(shape, dtype=np.float64).ravel()
         if shape.size > n_shape:
             raise ValueError(f"{shape.size} shape coefficients given, the model has {n_shape}")
-        if not np.all(np.isfinite(shape)) or np.any(np.abs(shape) > SHAPE_SLIDER):
-            raise ValueError(f"shape coefficients must be finite and within +-{SHAPE_SLIDER}")
+        if not np.all(np.isfinite(shape)) or np.any(np.abs(shape) > SHAPE_KEY_LIMIT):
+            raise ValueError(f"shape coefficients must be finite and within +-{SHAPE_KEY_LIMIT}")
         betas[:shape.size] = shape
 
     v_shaped = model.v_template + model.shapedirs @ betas  # (V, 3)
@@ -182,8 +182,8 @@ def _shape_keys(obj, model, betas):
             if values is not None:
                 key.value = values[i]
 
-    add("Shape", model.shapedirs, SHAPE_SLIDER, betas)
-    add("Exp", model.exprdirs, SHAPE_SLIDER)
+    add("Shape", model.shapedirs, SHAPE_KEY_LIMIT, betas)
+    add("Exp", model.exprdirs, SHAPE_KEY_LIMIT)
     add("Pose", model.posedirs, POSE_SLIDER)
     obj.data.shape_keys.name = obj.name + "_keys"
 

@@ -89,3 +89,27 @@ def test_bone_values_reproduce_flame_skinning():
 
     assert np.abs(locs).max() > 1e-4  # expressions do move FLAME's joints here
     np.testing.assert_allclose(_blender_skinning(quats, locs, joints_rest), flame_skin, atol=1e-12)
+
+
+def _motion(n_frames, n_expr, fps=25.0):
+    from backend.motion import Motion
+
+    rng = np.random.default_rng(4)
+    f = lambda w: rng.normal(scale=0.1, size=(n_frames, w)).astype(np.float32)  # noqa: E731
+    return Motion(fps=fps, expression=f(n_expr), jaw_pose=f(3), neck_pose=f(3), global_pose=f(3), eye_pose=f(6))
+
+
+def test_prepare_take_pads_resamples_and_refuses():
+    from avitalk_blender.core.take import prepare_take
+
+    data = prepare_take(_motion(26, 4), n_expr_rig=10, fps=50.0, frame_start=3)
+    assert data.expression.shape == (51, 10) and not data.expression[:, 4:].any()
+    assert data.frames[0] == 3 and data.frames[-1] == 53 and data.pose.shape == (51, 5, 3)
+    same = prepare_take(_motion(26, 4), n_expr_rig=4, fps=25.0, frame_start=1)
+    np.testing.assert_allclose(same.pose[:, 3], same.motion.eye_pose[:, :3], atol=1e-7)  # left eye
+    with pytest.raises(ValueError, match="expression channels"):
+        prepare_take(_motion(5, 12), n_expr_rig=10, fps=25.0, frame_start=1)
+    big = _motion(5, 3)
+    big.expression[2, 1] = 11.0
+    with pytest.raises(ValueError, match="beyond"):
+        prepare_take(big, n_expr_rig=3, fps=25.0, frame_start=1)
