@@ -1,0 +1,186 @@
+"""Stage 1: Q-Former audio embedding -> soft prompt -> frozen LLM -> instruction (Sec. III-C).
+
+The LLM input is ``[BOS] + audio soft prompt + instruction template`` (inside
+the user turn of the chat template when the tokenizer has one). The soft
+prompt is a ``Linear`` from the Q-Former's hidden size into the LLM's input
+embedding space, reached only through Hugging Face's generic accessors
+(``get_input_embeddings``, ``generate(inputs_embeds=...)``) so any causal LM
+plugs in. Training follows the paper's two phases:
+
+1. ``"contrastive"``: the Q-Former learns eq. 6; nothing else trains.
+2. ``"projection"``: the Q-Former is frozen and only the projection learns the
+   next-token loss on the target instruction (labels -100 over the prompt and
+   the soft-prompt span). The LLM never trains.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..templates import TEMPLATES
+from .checkpoint import load_checkpoint, save_checkpoint
+from .qformer import QFormer, QFormerConfig
+
+AUDIO_SLOT = "<|avitalk_audio|>"  # where the soft prompt goes in the prompt text
+IGNORE = -100
+PHASES = ("contrastive", "projection", "frozen")
+
+
+@dataclass
+class InstructorConfig:
+    hidden: int = 256  # Q-Former hidden size
+    llm_dim: int = 576  # llm.get_input_embeddings().embedding_dim (SmolLM2-135M: 576)
+    use_chat_template: bool = True
+    max_new_tokens: int = 48
+
+
+def first_sentence(text: str) -> str:
+    """Whitespace collapsed, cut after the first sentence end."""
+    text = " ".join(text.split())
+    end = re.search(r"[.!?](\s|$)", text)
+    return text[: end.start() + 1] if end else text
+
+
+class Instructor(nn.Module):
+    """The trainable projection and the prompt layout around it."""
+
+    def __init__(self, config: InstructorConfig):
+        super().__init__()
+        self.config = config
+        self.proj = nn.Linear(config.hidden, config.llm_dim)
+
+    def prompt_ids(self, tokenizer, template: str) -> tuple[list[int], list[int]]:
+        """Token ids before and after the soft prompt for one template."""
+        if self.config.use_chat_template and getattr(tokenizer, "chat_template", None):
+            messages = [{"role": "user", "content": f"{AUDIO_SLOT} {template}"}]
+            text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            before, after = text.split(AUDIO_SLOT)
+            encode = lambda s: tokenizer(s, add_special_tokens=False)["input_ids"]  # noqa: E731
+            return encode(before), encode(after)
+        prefix = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+        return prefix, tokenizer(" " + template + "\n", add_special_tokens=False)["input_ids"]
+
+    def build_inputs(self, query_out: torch.Tensor, template_ids, tokenizer, llm, targets: list[str] | None = None) -> dict:
+        """``inputs_embeds`` (B, L, llm_dim), ``attention_mask`` (B, L) and, with targets, ``labels`` (B, L).
+
+        Left-padded so that generation continues right after each prompt.
+        """
+        embed = llm.get_input_embeddings()
+        if embed.embedding_dim != self.config.llm_dim:
+            raise ValueError(
+                f"this stage-1 model projects into {self.config.llm_dim}-d embeddings, "
+                f"the LLM uses {embed.embedding_dim}; train stage 1 for this LLM"
+            )
+        B = query_out.shape[0]
+        if isinstance(template_ids, int):
+            template_ids = [template_ids] * B
+        if len(template_ids) != B or (targets is not None and len(targets) != B):
+            raise ValueError("one template id (and one target) per batch item")
+        for t in template_ids:
+            if not 0 <= t < len(TEMPLATES):
+                raise ValueError(f"template id must be in [0, {len(TEMPLATES) - 1}], got {t}")
+        device = embed.weight.device
+        soft = self.proj(query_out.to(self.proj.weight.dtype)).to(embed.weight.dtype)  # (B, Q, E)
+        rows, labels = [], []
+        for b in range(B):
+            before, after = self.prompt_ids(tokenizer, TEMPLATES[template_ids[b]])
+            answer = []
+            if targets is not None:
+                answer = tokenizer(targets[b].strip(), add_special_tokens=False)["input_ids"]
+                if tokenizer.eos_token_id is not None:
+                    answer = answer + [tokenizer.eos_token_id]
+            ids = lambda x: torch.tensor(x, dtype=torch.long, device=device)  # noqa: E731
+            rows.append(torch.cat([embed(ids(before)), soft[b], embed(ids(after + answer))]))  # (L_b, E)
+            n_prompt = len(before) + soft.shape[1] + len(after)
+            labels.append([IGNORE] * n_prompt + answer)
+        length = max(r.shape[0] for r in rows)
+        inputs = soft.new_zeros(B, length, soft.shape[-1])  # (B, L, E)
+        mask = torch.zeros(B, length, dtype=torch.long, device=device)  # (B, L)
+        label_ids = torch.full((B, length), IGNORE, dtype=torch.long, device=device)  # (B, L)
+        for b, row in enumerate(rows):
+            inputs[b, length - row.shape[0] :] = row
+            mask[b, length - row.shape[0] :] = 1
+            label_ids[b, length - row.shape[0] :] = torch.tensor(labels[b], dtype=torch.long, device=device)
+        out = {"inputs_embeds": inputs, "attention_mask": mask}
+        if targets is not None:
+            out["labels"] = label_ids
+        return out
+
+    def loss(self, query_out: torch.Tensor, template_ids, targets: list[str], tokenizer, llm) -> torch.Tensor:
+        """Next-token cross entropy on the target instructions only."""
+        batch = self.build_inputs(query_out, template_ids, tokenizer, llm, targets)
+        return llm(**batch).loss
+
+    @torch.no_grad()
+    def generate(self, query_out: torch.Tensor, tokenizer, llm, template_ids=0, max_new_tokens: int | None = None) -> list[str]:
+        """Greedy decoding from the soft prompt; one sentence per batch item."""
+        batch = self.build_inputs(query_out, template_ids, tokenizer, llm)
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        new = llm.generate(
+            **batch,
+            max_new_tokens=max_new_tokens or self.config.max_new_tokens,
+            do_sample=False,
+            pad_token_id=pad,
+            eos_token_id=tokenizer.eos_token_id,
+        )  # (B, n_new): only new tokens when the prompt is given as embeddings
+        texts = tokenizer.batch_decode(new, skip_special_tokens=True)
+        return [first_sentence(t) for t in texts]
+
+
+@dataclass
+class Stage1Config:
+    qformer: QFormerConfig = field(default_factory=QFormerConfig)
+    instructor: InstructorConfig = field(default_factory=InstructorConfig)
+    speech_encoder: str = "whisper-tiny.en"  # the features it was trained on
+    feature_fps: float = 25.0  # frame rate of those features (speech.features_at)
+    llm: str = "smollm2-135m"
+
+    def __post_init__(self):
+        if isinstance(self.qformer, dict):
+            self.qformer = QFormerConfig(**self.qformer)
+        if isinstance(self.instructor, dict):
+            self.instructor = InstructorConfig(**self.instructor)
+        if self.instructor.hidden != self.qformer.hidden:
+            raise ValueError(f"instructor.hidden ({self.instructor.hidden}) must equal qformer.hidden ({self.qformer.hidden})")
+
+
+class Stage1(nn.Module):
+    """Q-Former + projection: speech features -> instruction sentence with a frozen LLM."""
+
+    def __init__(self, config: Stage1Config):
+        super().__init__()
+        self.config = config
+        self.qformer = QFormer(config.qformer)
+        self.instructor = Instructor(config.instructor)
+
+    def set_phase(self, phase: str) -> None:
+        """The one place that decides what trains: see the module docstring."""
+        if phase not in PHASES:
+            raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
+        self.qformer.requires_grad_(phase == "contrastive")
+        self.qformer.train(phase == "contrastive")
+        self.instructor.requires_grad_(phase == "projection")
+        self.instructor.train(phase == "projection")
+
+    @torch.no_grad()
+    def describe(self, features: torch.Tensor, llm, tokenizer, template: int = 0, max_new_tokens: int | None = None) -> str:
+        """(1, T, D) speech features -> one instruction sentence."""
+        if features.ndim != 3 or features.shape[0] != 1:
+            raise ValueError(f"describe takes features of shape (1, T, D), got {tuple(features.shape)}")
+        query_out = self.qformer(features)  # (1, Q, H)
+        return self.instructor.generate(query_out, tokenizer, llm, template, max_new_tokens)[0]
+
+
+def save_stage1(path, stage1: Stage1, extra: dict | None = None) -> None:
+    save_checkpoint(path, stage1, stage1.config, kind="stage1", extra=extra)
+
+
+def load_stage1(path, map_location="cpu") -> Stage1:
+    """Rebuild a Stage1 from its checkpoint, frozen and in eval mode."""
+    stage1, _ = load_checkpoint(path, Stage1, Stage1Config, kind="stage1", map_location=map_location)
+    stage1.set_phase("frozen")
+    return stage1
