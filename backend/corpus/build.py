@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..align import AlignmentError, align_full
+from ..align import AlignmentError, Segment, align_full
 from ..motion import save_motion
 from . import augment
 from .instructions import facial_actions, instructions
@@ -122,7 +122,8 @@ def make_clip(plan: ClipPlan, config: BuildConfig, clips_dir: Path) -> dict:
     timings["align"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    taught = teach_full(alignment.phones, clean, plan.emotion, plan.intensity, plan.seed, TeacherConfig(), SAMPLE_RATE)
+    phones = [Segment(p.label, round(p.start, 3), round(p.end, 3)) for p in alignment.phones]  # exactly what the json stores
+    taught = teach_full(phones, clean, plan.emotion, plan.intensity, plan.seed, TeacherConfig(), SAMPLE_RATE)
     jaw = np.zeros((len(taught.emotion_jaw), 3), dtype=np.float32)
     jaw[:, 0] = taught.emotion_jaw
     actions = facial_actions(taught.emotion_expression, jaw)
@@ -136,7 +137,7 @@ def make_clip(plan: ClipPlan, config: BuildConfig, clips_dir: Path) -> dict:
     audio = augment.apply(clean, params)
     record.update(
         duration=len(clean) / SAMPLE_RATE,
-        phones=[[p.label, round(p.start, 3), round(p.end, 3)] for p in alignment.phones],
+        phones=[[p.label, p.start, p.end] for p in phones],
         words=[[w.label, round(w.start, 3), round(w.end, 3)] for w in alignment.words],
         alignment_warnings=alignment.warnings,
         actions=[[g, round(v, 3)] for g, v in actions],
