@@ -161,6 +161,7 @@ class Stage1(nn.Module):
         """The one place that decides what trains: see the module docstring."""
         if phase not in PHASES:
             raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
+        self.train(phase != "frozen")
         self.qformer.requires_grad_(phase == "contrastive")
         self.qformer.train(phase == "contrastive")
         self.instructor.requires_grad_(phase == "projection")

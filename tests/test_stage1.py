@@ -1,0 +1,235 @@
+"""Stage 1: Q-Former (masks, contrastive alignment) and the projection into a frozen LLM."""
+
+import re
+
+import pytest
+import torch
+
+from backend.models.checkpoint import CheckpointError, save_checkpoint
+from backend.models.instructor import (
+    IGNORE,
+    Instructor,
+    InstructorConfig,
+    Stage1,
+    Stage1Config,
+    first_sentence,
+    load_stage1,
+    save_stage1,
+)
+from backend.models.qformer import QFormer, QFormerConfig
+from backend.templates import TEMPLATES
+
+TARGETS = ["The speaker smiles with raised cheeks.", "Brows lowered, lips pressed in anger."]
+
+
+def tiny_qformer_config(**kw):
+    return QFormerConfig(**{"audio_dim": 12, "hidden": 16, "n_queries": 4, "n_layers": 2, "n_heads": 2, "text_dim": 10, "embed_dim": 8, "dropout": 0.0, **kw})
+
+
+def tiny_stage1():
+    torch.manual_seed(0)
+    return Stage1(Stage1Config(qformer=tiny_qformer_config(), instructor=InstructorConfig(hidden=16, llm_dim=16, max_new_tokens=6)))
+
+
+def tiny_llm(chat_template=None):
+    """A tiny random Llama (hidden 16) with a word-level tokenizer over the templates and targets.
+
+    ``initializer_range=0.5`` makes the random LLM sensitive enough to its input
+    that the soft prompt can steer it (with 0.02 its output hardly depends on it).
+    """
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from backend.llm import freeze
+
+    words = sorted(set(re.findall(r"\w+|[^\w\s]", " ".join(TEMPLATES + tuple(TARGETS) + ("user", "assistant", ":")))))
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, **{w: i + 4 for i, w in enumerate(words)}}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
+    tokenizer.chat_template = chat_template
+    config = LlamaConfig(vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, bos_token_id=1, eos_token_id=2, pad_token_id=0, initializer_range=0.5)  # fmt: skip
+    torch.manual_seed(1)
+    return freeze(LlamaForCausalLM(config)), tokenizer
+
+
+# ------------------------------------------------------------------ Q-Former
+
+
+def test_qformer_shapes():
+    qformer = QFormer(tiny_qformer_config()).eval()
+    out = qformer(torch.randn(3, 20, 12))
+    assert out.shape == (3, 4, 16)
+    assert qformer.audio_embedding(out).shape == (3, 8)
+    assert torch.allclose(qformer.text_embedding(torch.randn(3, 10)).norm(dim=1), torch.ones(3))
+
+
+def test_qformer_ignores_padded_frames():
+    torch.manual_seed(0)
+    qformer = QFormer(tiny_qformer_config()).eval()
+    feats = torch.randn(1, 15, 12)
+    padded = torch.cat([feats, 100 * torch.randn(1, 6, 12)], dim=1)  # (1, 21, 12): 6 garbage frames
+    mask = torch.zeros(1, 21, dtype=torch.bool)
+    mask[:, :15] = True
+    assert torch.allclose(qformer(padded, mask), qformer(feats), atol=1e-5)
+    assert not torch.allclose(qformer(padded), qformer(feats), atol=1e-3)  # without the mask they matter
+
+
+def test_qformer_input_errors():
+    qformer = QFormer(tiny_qformer_config())
+    with pytest.raises(ValueError, match="expected speech features"):
+        qformer(torch.randn(1, 5, 7))
+    with pytest.raises(ValueError, match="at least one unmasked frame"):
+        qformer(torch.randn(2, 5, 12), torch.tensor([[True] * 5, [False] * 5]))
+    with pytest.raises(ValueError, match="divisible"):
+        QFormerConfig(hidden=10, n_heads=3)
+
+
+def test_contrastive_training_separates_matched_from_shuffled():
+    torch.manual_seed(0)
+    qformer = QFormer(tiny_qformer_config())
+    audio, text = torch.randn(8, 10, 12), torch.randn(8, 10)
+    optimizer = torch.optim.Adam(qformer.parameters(), lr=3e-3)
+    for _ in range(60):
+        optimizer.zero_grad()
+        loss = qformer.contrastive_loss(qformer(audio), text)
+        loss.backward()
+        optimizer.step()
+    qformer.eval()
+    with torch.no_grad():
+        out = qformer(audio)
+        matched = qformer.contrastive_loss(out, text)
+        shuffled = qformer.contrastive_loss(out, text[torch.roll(torch.arange(8), 1)])
+    assert matched < shuffled
+    assert matched < torch.log(torch.tensor(8.0))  # better than chance
+
+
+def test_contrastive_loss_treats_repeated_instructions_as_positives():
+    torch.manual_seed(0)
+    qformer = QFormer(tiny_qformer_config()).eval()
+    out = qformer(torch.randn(4, 10, 12))
+    a, b = torch.randn(10), torch.randn(10)
+    text = torch.stack([a, a, b, b])
+    # swapping the two clips that share an instruction changes nothing
+    assert torch.allclose(qformer.contrastive_loss(out, text), qformer.contrastive_loss(out[[1, 0, 3, 2]], text))
+
+
+# ------------------------------------------------------------- projection + LLM
+
+
+def test_prompt_layout_and_labels():
+    llm, tokenizer = tiny_llm()
+    stage1 = tiny_stage1()
+    query_out = stage1.qformer(torch.randn(2, 10, 12))
+    batch = stage1.instructor.build_inputs(query_out, [0, 3], tokenizer, llm, targets=TARGETS)
+    inputs, mask, labels = batch["inputs_embeds"], batch["attention_mask"], batch["labels"]
+    assert inputs.shape[:2] == mask.shape == labels.shape and inputs.shape[2] == 16
+    for b in range(2):
+        _, after = stage1.instructor.prompt_ids(tokenizer, TEMPLATES[[0, 3][b]])
+        answer = tokenizer(TARGETS[b], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        n = 1 + 4 + len(after) + len(answer)  # BOS + soft prompt + template + answer
+        assert mask[b].sum() == n and mask[b, -n:].all()  # left padded
+        assert labels[b, -len(answer):].tolist() == answer
+        assert (labels[b, : -len(answer)] == IGNORE).all()
+        bos = llm.get_input_embeddings().weight[tokenizer.bos_token_id]
+        assert torch.equal(inputs[b, -n], bos)
+        assert torch.allclose(inputs[b, -n + 1 : -n + 5], stage1.instructor.proj(query_out[b]))
+
+
+def test_chat_template_puts_the_soft_prompt_in_the_user_turn():
+    template = "{% for m in messages %}<s> {{ m['role'] }} : {{ m['content'] }} </s> {% endfor %}{% if add_generation_prompt %}<s> assistant : {% endif %}"
+    llm, tokenizer = tiny_llm(chat_template=template)
+    instructor = Instructor(InstructorConfig(hidden=16, llm_dim=16))
+    before, after = instructor.prompt_ids(tokenizer, TEMPLATES[0])
+    assert tokenizer.decode(before) == "<s> user :"
+    assert tokenizer.decode(after).startswith("Analyze") and tokenizer.decode(after).endswith("<s> assistant :")
+    plain = Instructor(InstructorConfig(hidden=16, llm_dim=16, use_chat_template=False))
+    assert plain.prompt_ids(tokenizer, TEMPLATES[0])[0] == [tokenizer.bos_token_id]
+
+
+def test_projection_phase_trains_the_projection_only():
+    llm, tokenizer = tiny_llm()
+    stage1 = tiny_stage1()
+    stage1.set_phase("projection")
+    assert not stage1.qformer.training and stage1.instructor.training
+    loss = stage1.instructor.loss(stage1.qformer(torch.randn(2, 10, 12)), [0, 1], TARGETS, tokenizer, llm)
+    loss.backward()
+    assert stage1.instructor.proj.weight.grad is not None and stage1.instructor.proj.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in stage1.qformer.parameters())
+    assert all(p.grad is None for p in llm.parameters())
+    stage1.set_phase("contrastive")
+    assert stage1.qformer.queries.requires_grad and not stage1.instructor.proj.weight.requires_grad
+
+
+def test_projection_training_lowers_the_loss():
+    llm, tokenizer = tiny_llm()
+    stage1 = tiny_stage1()
+    stage1.set_phase("projection")
+    with torch.no_grad():
+        query_out = stage1.qformer(torch.randn(2, 10, 12))
+    optimizer = torch.optim.Adam(stage1.instructor.parameters(), lr=0.1)
+    losses = []
+    for _ in range(30):
+        optimizer.zero_grad()
+        loss = stage1.instructor.loss(query_out, [0, 0], TARGETS, tokenizer, llm)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.9 * losses[0]
+
+
+def test_generate_and_describe_return_text():
+    llm, tokenizer = tiny_llm()
+    stage1 = tiny_stage1()
+    stage1.set_phase("frozen")
+    texts = stage1.instructor.generate(stage1.qformer(torch.randn(2, 10, 12)), tokenizer, llm, [0, 5], max_new_tokens=5)
+    assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
+    assert any(t for t in texts)  # a random tiny LLM may emit EOS at once, but not for both
+    assert isinstance(stage1.describe(torch.randn(1, 10, 12), llm, tokenizer, template=2), str)
+    with pytest.raises(ValueError, match=r"\(1, T, D\)"):
+        stage1.describe(torch.randn(2, 10, 12), llm, tokenizer)
+
+
+def test_projection_must_match_the_llm():
+    llm, tokenizer = tiny_llm()
+    instructor = Instructor(InstructorConfig(hidden=16, llm_dim=32))
+    with pytest.raises(ValueError, match="32-d"):
+        instructor.build_inputs(torch.randn(1, 4, 16), 0, tokenizer, llm)
+    with pytest.raises(ValueError, match="template id"):
+        Instructor(InstructorConfig(hidden=16, llm_dim=16)).build_inputs(torch.randn(1, 4, 16), 10, tokenizer, llm)
+
+
+def test_first_sentence():
+    assert first_sentence("  Eyes wide,  brows raised. Then   more text.") == "Eyes wide, brows raised."
+    assert first_sentence("no end mark") == "no end mark"
+    assert first_sentence("Version 2.5 of a smile! Rest") == "Version 2.5 of a smile!"
+
+
+# ------------------------------------------------------------------ checkpoint
+
+
+def test_stage1_checkpoint_round_trip(tmp_path):
+    stage1 = tiny_stage1()
+    stage1.config.speech_encoder = "hubert"
+    path = tmp_path / "stage1.safetensors"
+    save_stage1(path, stage1, extra={"epochs": 3})
+    loaded = load_stage1(path)
+    assert loaded.config == stage1.config
+    assert isinstance(loaded.config.qformer, QFormerConfig)
+    assert not loaded.training and not any(p.requires_grad for p in loaded.parameters())
+    stage1.eval()
+    feats = torch.randn(1, 9, 12)
+    with torch.no_grad():
+        assert torch.equal(loaded.qformer(feats), stage1.qformer(feats))
+    llm, tokenizer = tiny_llm()
+    assert loaded.describe(feats, llm, tokenizer) == stage1.describe(feats, llm, tokenizer)
+
+
+def test_stage1_checkpoint_kind_is_checked(tmp_path):
+    qformer = QFormer(tiny_qformer_config())
+    save_checkpoint(tmp_path / "q.safetensors", qformer, qformer.config, kind="qformer")
+    with pytest.raises(CheckpointError, match="expected 'stage1'"):
+        load_stage1(tmp_path / "q.safetensors")
+    with pytest.raises(ValueError, match="must equal"):
+        Stage1Config(qformer=tiny_qformer_config(), instructor=InstructorConfig(hidden=99))
