@@ -44,7 +44,7 @@ SIGNATURES: dict[str, dict[str, float]] = {
     "contempt": {"smile_asym": 1.0, "dimple_asym": 1.0},                                         # unilateral AU12 + AU14
 }
 NEUTRAL = "neutral"
-NEUTRAL_SCORE = 0.12  # a projection below this on every signature is "low overall activation"
+NEUTRAL_SCORE = 0.16  # below this on every signature is "low overall activation" (teacher: neutral <= 0.14, slight emotions >= 0.178)
 EMOTIONS = (NEUTRAL,) + tuple(SIGNATURES)
 
 
