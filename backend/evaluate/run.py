@@ -104,11 +104,11 @@ def _subset(clip) -> str:
 
 
 def evaluate_corpus(clips, pipe=None, inferred: bool = False, follow_clips: int = 2, diversity_clips: int = 4,
-                    seeds: int = 5, progress=None) -> dict:
+                    seeds: int = 5, progress=None, geometry: HeadGeometry | None = None) -> dict:
     """The protocol over ``clips`` (``ClipRecord``s). With ``pipe`` None, the clips' own motions are scored."""
     if not clips:
         raise ValueError("no clips to evaluate")
-    geometry = default_geometry()
+    geometry = geometry or default_geometry()
     say = progress or (lambda text: None)
     tallies: dict[str, Tally] = {"all": Tally()}
     teacher_lips = LipSyncCounts()
@@ -320,15 +320,15 @@ def format_table(report: dict) -> str:
     lines = []
     if "subsets" in report:
         columns = {"all": report, **report["subsets"], "teacher": report.get("teacher", {})}
-        lines.append(f"{'':24}" + "".join(f"{name:>10}" for name in columns))
+        lines.append(f"{'':34}" + "".join(f"{name:>10}" for name in columns))
         for row in ROWS:
             if any(row in col for col in columns.values()):
-                lines.append(f"{row:24}" + "".join(f"{_fmt(col.get(row)):>10}" for col in columns.values()))
+                lines.append(f"{row:34}" + "".join(f"{_fmt(col.get(row)):>10}" for col in columns.values()))
         lines.append("")
     for key, value in report.items():
         if key in ("subsets", "teacher") or ("subsets" in report and key in ROWS):
             continue
         if isinstance(value, dict):
             value = ", ".join(f"{k} {_fmt(v)}" for k, v in value.items())
-        lines.append(f"{key:24}{_fmt(value)}")
+        lines.append(f"{key:34}{_fmt(value)}")
     return "\n".join(lines)
