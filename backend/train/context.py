@@ -1,0 +1,143 @@
+"""Options shared by every phase, and the context that loads data and frozen models once."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .cache import assemble, build_speech_cache, build_text_cache, phrasings, speech_cache_path, split_data, text_cache_path
+from .data import TrainData, load_records
+
+log = logging.getLogger(__name__)
+
+PHASES = ("stage2-prior", "stage2-instruction", "stage1-qformer", "stage1-projection")
+
+
+@dataclass
+class PhaseDefaults:
+    steps: int
+    batch_size: int
+    lr: float
+
+
+# Defaults for the shipped stack, measured on the 2-core CPU (see backend/train/__init__.py).
+DEFAULTS = {
+    "stage2-prior": PhaseDefaults(steps=2500, batch_size=16, lr=5e-4),
+    "stage2-instruction": PhaseDefaults(steps=2000, batch_size=64, lr=5e-4),
+    "stage1-qformer": PhaseDefaults(steps=1500, batch_size=32, lr=3e-4),
+    "stage1-projection": PhaseDefaults(steps=300, batch_size=8, lr=1e-3),
+}
+DEFAULT_BUDGET_MINUTES = 60.0  # training time of the default steps, feature cache not included
+# share of the budget each phase may use before it stops early (its state is kept)
+TIME_SHARE = {"stage2-prior": 0.25, "stage2-instruction": 0.1, "stage1-qformer": 0.2, "stage1-projection": 0.45}
+
+
+@dataclass
+class TrainOptions:
+    corpus: Path
+    run: Path = Path("runs/avitalk")
+    out: Path = Path(__file__).resolve().parent.parent / "weights"
+    cache_dir: Path | None = None             # default: <corpus>/cache
+    device: str = "auto"
+    steps: int | None = None                   # None: the phase default scaled by the budget
+    batch_size: int | None = None
+    lr: float | None = None
+    budget_minutes: float | None = None        # None: DEFAULT_BUDGET_MINUTES, no time limit
+    seed: int = 0
+    speech_encoder: str = "whisper-tiny.en"
+    speech_path: Path | None = None
+    llm: Path | None = None                    # None: the shipped SmolLM2 GGUF
+    stage1_config: dict = field(default_factory=dict)  # overrides, e.g. {"qformer": {"n_layers": 1}}
+    stage2_config: dict = field(default_factory=dict)
+    n_augment: int = 1                         # augmented copies of each phrasing (embedded in the cache)
+    val_clips: int = 16
+
+    def phase(self, name: str) -> tuple[int, int, float, float | None]:
+        """(steps, batch size, lr, time limit in seconds or None) for a phase."""
+        d = DEFAULTS[name]
+        scale = (self.budget_minutes or DEFAULT_BUDGET_MINUTES) / DEFAULT_BUDGET_MINUTES
+        steps = self.steps if self.steps is not None else max(1, round(d.steps * scale))
+        limit = None if self.budget_minutes is None else 60.0 * self.budget_minutes * TIME_SHARE[name] * 1.2
+        return steps, self.batch_size or d.batch_size, self.lr or d.lr, limit
+
+
+def resolve_device(name: str) -> torch.device:
+    if name not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, not {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for, but torch sees no CUDA GPU")
+    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else "cpu" if name == "auto" else name)
+
+
+class Context:
+    """Loads the corpus with its cached features once, and the frozen LLM on first use."""
+
+    def __init__(self, options: TrainOptions):
+        self.options = options
+        self.device = resolve_device(options.device)
+        self.run = Path(options.run)
+        self.run.mkdir(parents=True, exist_ok=True)
+        self._data: tuple[TrainData, TrainData | None] | None = None
+        self._llm = None
+
+    @property
+    def cache_dir(self) -> Path:
+        return Path(self.options.cache_dir) if self.options.cache_dir else Path(self.options.corpus) / "cache"
+
+    def data(self) -> tuple[TrainData, TrainData | None]:
+        """(train, val or None): clips with speech features, motion and instruction embeddings."""
+        if self._data is None:
+            self._data = self._load_data()
+        return self._data
+
+    def _load_data(self):
+        opts = self.options
+        records = [r for r in load_records(opts.corpus) if r.split in ("train", "val")]
+        speech = build_speech_cache(
+            records, speech_cache_path(self.cache_dir, opts.speech_encoder), load=self._speech_encoder, device=str(self.device)
+        )
+        sentences = [s for r in records for s in phrasings(r, opts.n_augment)]
+        text = build_text_cache(sentences, text_cache_path(self.cache_dir), load=self._text_encoder)
+        clips = assemble(records, speech, text, opts.n_augment)
+        train, val = split_data(clips, "train"), split_data(clips, "val")
+        if train is None:
+            raise ValueError(f"{opts.corpus}: no clips in the train split")
+        if val is not None and len(val) > opts.val_clips:
+            val.clips = val.clips[: opts.val_clips]
+        log.info("train clips: %d, val clips: %d", len(train), 0 if val is None else len(val))
+        return train, val
+
+    def _speech_encoder(self):
+        from ..speech import load_encoder
+
+        return load_encoder(self.options.speech_encoder, self.options.speech_path)
+
+    def _text_encoder(self):
+        from ..text import load_text_encoder
+
+        return load_text_encoder().to(self.device)
+
+    def llm(self):
+        """The frozen (model, tokenizer) on the training device."""
+        if self._llm is None:
+            from ..llm import load_llm
+
+            model, tokenizer = load_llm(self.options.llm)
+            self._llm = (model.to(self.device), tokenizer)
+        return self._llm
+
+    @property
+    def llm_name(self) -> str:
+        from ..llm import DEFAULT_NAME
+
+        return DEFAULT_NAME if self.options.llm is None else Path(self.options.llm).name
+
+    def phase_dir(self, name: str) -> Path:
+        return self.run / name
+
+    def model_path(self, name: str) -> Path:
+        """Where a finished phase leaves its model for the next phase."""
+        return self.phase_dir(name) / "model.safetensors"

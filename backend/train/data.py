@@ -1,0 +1,162 @@
+"""Training data in memory: clip records + cached features + motion, and the batch makers.
+
+Every phase reads the same ``TrainData``: the records of a corpus (a built one or a
+real capture folder, both as ``backend.corpus.dataset.ClipRecord``), their speech
+features from the feature cache, their packed motion (T, E + 15) at 25 fps and
+the MiniLM embeddings of their instruction phrasings. No raw audio is touched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..corpus.dataset import ClipRecord, DatasetError, load_corpus, load_real_layout
+from ..motion import resample
+from ..models.stage2 import pack_motion
+
+FPS = 25.0
+
+# light text augmentation (paper IV-A: synonym replacement), on top of the corpus's phrasings
+SYNONYMS = {
+    "face": ("face", "expression"),
+    "speaks": ("speaks", "talks"),
+    "speaking": ("speaking", "talking"),
+    "man": ("man", "guy"),
+    "woman": ("woman", "lady"),
+    "slightly": ("slightly", "a little", "faintly"),
+    "very": ("very", "extremely", "really"),
+    "eyebrows": ("eyebrows", "brows"),
+    "brows": ("brows", "eyebrows"),
+    "lips": ("lips", "mouth"),
+    "raised": ("raised", "lifted"),
+    "wide": ("wide", "widened"),
+}
+DROPPABLE = {"a", "the", "very", "slightly", "and", "with", "clearly", "noticeably", "visibly", "really"}
+
+
+def augment_text(text: str, rng: np.random.Generator, p_swap: float = 0.3, p_drop: float = 0.1) -> str:
+    """Swap some words for synonyms and drop a few filler words; never returns an empty string."""
+    out = []
+    for word in text.split():
+        core = word.strip(".,!?").lower()
+        tail = word[len(word.rstrip(".,!?")):]
+        if core in DROPPABLE and rng.random() < p_drop:
+            continue
+        if core in SYNONYMS and rng.random() < p_swap:
+            choice = str(rng.choice(SYNONYMS[core]))
+            word = (choice[0].upper() + choice[1:] if word[0].isupper() else choice) + tail
+        out.append(word)
+    return " ".join(out) or text
+
+
+def load_records(corpus) -> list[ClipRecord]:
+    """A built corpus (``manifest.jsonl`` or ``clips/``) or a real capture folder (``<speaker>/<clip>.wav``)."""
+    root = Path(corpus)
+    if not root.is_dir():
+        raise DatasetError(f"corpus folder not found: {root}")
+    if (root / "manifest.jsonl").is_file() or (root / "clips").is_dir():
+        return load_corpus(root)
+    return load_real_layout(root)
+
+
+def load_packed_motion(record: ClipRecord) -> np.ndarray:
+    """The clip's motion at 25 fps, packed (T, E + 15) float32."""
+    motion = record.motion()
+    if abs(motion.fps - FPS) > 1e-6:
+        motion = resample(motion, FPS)
+    packed = pack_motion(motion.expression, motion.jaw_pose, motion.neck_pose, motion.global_pose, motion.eye_pose)
+    return packed.astype(np.float32)
+
+
+@dataclass
+class Clip:
+    record: ClipRecord
+    speech: torch.Tensor        # (T, D_speech) float16
+    motion: torch.Tensor        # (T, C) float32, same T
+    text_emb: torch.Tensor      # (P, 384) one row per instruction phrasing (augmented copies included)
+    texts: list[str]            # the phrasings behind text_emb rows
+    group: int                  # emotion index (-1 unknown): same-group clips are not negatives
+
+
+class TrainData:
+    """Clips of one split, ready for batching."""
+
+    def __init__(self, clips: list[Clip]):
+        if not clips:
+            raise DatasetError("no clips for training in this split")
+        self.clips = clips
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    @property
+    def speech_dim(self) -> int:
+        return int(self.clips[0].speech.shape[-1])
+
+    @property
+    def motion_dim(self) -> int:
+        return int(self.clips[0].motion.shape[-1])
+
+    def motion_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        frames = torch.cat([c.motion for c in self.clips])  # (N, C)
+        return frames.mean(dim=0), frames.std(dim=0)
+
+    def sample(self, rng: np.random.Generator, batch_size: int) -> list[Clip]:
+        """``batch_size`` distinct clips when there are enough, else with repeats."""
+        n = len(self.clips)
+        idx = rng.choice(n, size=batch_size, replace=batch_size > n)
+        return [self.clips[i] for i in idx]
+
+
+def pad_speech(clips: list[Clip], max_frames: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Whole clips (cut to ``max_frames``) -> features (B, T, D) float32 and valid (B, T) True on real frames."""
+    lengths = [min(c.speech.shape[0], max_frames or c.speech.shape[0]) for c in clips]
+    T, D = max(lengths), clips[0].speech.shape[-1]
+    feats = torch.zeros(len(clips), T, D)
+    valid = torch.zeros(len(clips), T, dtype=torch.bool)
+    for b, (clip, n) in enumerate(zip(clips, lengths)):
+        feats[b, :n] = clip.speech[:n].float()
+        valid[b, :n] = True
+    return feats, valid
+
+
+def window_batch(clips: list[Clip], rng: np.random.Generator, min_frames: int, max_frames: int, n_ref: int) -> dict:
+    """Random windows of ``min_frames..max_frames`` frames (one length per batch) for the talking prior.
+
+    Returns the Stage2 'talking' batch: speech (B, T, D), motion (B, T, C), mask (B, T) True = padded,
+    and ref_motion (B, S, C) + ref_mask (B, S): frames drawn from the whole clip outside the window
+    when the clip is long enough (the paper leaves the predicted frames out), else from the whole clip.
+    """
+    length = int(rng.integers(min_frames, max_frames + 1))
+    B, D, C = len(clips), clips[0].speech.shape[-1], clips[0].motion.shape[-1]
+    speech, motion = torch.zeros(B, length, D), torch.zeros(B, length, C)
+    mask = torch.ones(B, length, dtype=torch.bool)
+    ref, ref_mask = torch.zeros(B, n_ref, C), torch.ones(B, n_ref, dtype=torch.bool)
+    for b, clip in enumerate(clips):
+        T = clip.motion.shape[0]
+        n = min(length, T)
+        start = int(rng.integers(0, T - n + 1))
+        speech[b, :n] = clip.speech[start:start + n].float()
+        motion[b, :n] = clip.motion[start:start + n]
+        mask[b, :n] = False
+        outside = np.r_[0:start, start + n:T]
+        pool = outside if len(outside) >= n_ref // 2 else np.arange(T)
+        pick = rng.choice(pool, size=min(n_ref, len(pool)), replace=False)
+        ref[b, :len(pick)] = clip.motion[torch.from_numpy(np.sort(pick))]
+        ref_mask[b, :len(pick)] = False
+    return {"speech": speech, "motion": motion, "mask": mask, "ref_motion": ref, "ref_mask": ref_mask}
+
+
+def reference_frames(clip: Clip, rng: np.random.Generator, n_ref: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """S random frames of a whole clip: (S, C) and mask (S,) True = missing."""
+    T = clip.motion.shape[0]
+    pick = np.sort(rng.choice(T, size=min(n_ref, T), replace=False))
+    frames = torch.zeros(n_ref, clip.motion.shape[-1])
+    mask = torch.ones(n_ref, dtype=torch.bool)
+    frames[:len(pick)] = clip.motion[torch.from_numpy(pick)]
+    mask[:len(pick)] = False
+    return frames, mask

@@ -1,0 +1,89 @@
+"""Phase stage2-instruction: instruction MLP + diffusion prior, L_cont + 30 L_diff (eq. 7-9).
+
+The talking prior is frozen. Each clip's style embedding is computed once, from a few
+independent draws of reference frames, so a step touches no motion at all.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..models.stage2 import Stage2, load_stage2, save_stage2
+from .context import Context
+from .data import TrainData, reference_frames
+from .loop import LoopConfig, log_line, run_loop
+from .prior import NAME as PRIOR
+
+NAME = "stage2-instruction"
+STYLE_DRAWS = 4  # reference-frame draws per clip
+
+
+@torch.no_grad()
+def clip_styles(model: Stage2, data: TrainData, draws: int, seed: int, device) -> torch.Tensor:
+    """(N, draws, D_style) style embeddings of every clip from the frozen style encoder."""
+    rng = np.random.default_rng(seed)
+    n_ref = model.config.n_ref_frames
+    out = []
+    for _ in range(draws):
+        frames, masks = zip(*(reference_frames(c, rng, n_ref) for c in data.clips))
+        out.append(model.encode_style(torch.stack(frames).to(device), torch.stack(masks).to(device)).cpu())  # (N, D)
+    return torch.stack(out, dim=1)
+
+
+def load_prior(ctx: Context) -> Stage2:
+    path = ctx.model_path(PRIOR)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run `python -m backend train {PRIOR}` first (same --run)")
+    model, _ = load_stage2(path)
+    return model
+
+
+@torch.no_grad()
+def validate(ctx: Context, model: Stage2, train_styles: torch.Tensor) -> dict:
+    """Val losses, and how often a style sampled from the clip's instruction lies nearest
+    to the mean training style of the clip's own emotion (cosine)."""
+    train, val = ctx.data()
+    if val is None:
+        return {}
+    model.eval()
+    styles = clip_styles(model, val, 1, 99, ctx.device)[:, 0]                            # (N, D)
+    text = torch.stack([c.text_emb[0] for c in val.clips])                              # (N, 384)
+    group = torch.tensor([c.group for c in val.clips])
+    batch = {"text_emb": text.to(ctx.device), "style": styles.to(ctx.device), "group": group.to(ctx.device)}
+    gen = torch.Generator().manual_seed(7)
+    metrics = {f"val_{k}": float(v) for k, v in model.losses(batch, phase="instruction", generator=gen).items()}
+    groups = sorted({c.group for c in train.clips if c.group >= 0})
+    if groups:
+        train_group = torch.tensor([c.group for c in train.clips])
+        means = torch.stack([train_styles[train_group == g].mean(dim=(0, 1)) for g in groups])  # (G, D)
+        sampled = model.sample_style(text.to(ctx.device), seed=0).cpu()                          # (N, D)
+        sim = torch.nn.functional.normalize(sampled, dim=-1) @ torch.nn.functional.normalize(means, dim=-1).T
+        nearest = torch.tensor(groups)[sim.argmax(dim=1)]
+        metrics["val_style_emotion_acc"] = float((nearest == group).float().mean())
+    model.train()
+    return metrics
+
+
+def train_instruction(ctx: Context) -> dict:
+    steps, batch_size, lr, limit = ctx.options.phase(NAME)
+    train, _ = ctx.data()
+    model = load_prior(ctx).to(ctx.device)
+    model.set_phase("instruction")
+    model.train()
+    styles = clip_styles(model, train, STYLE_DRAWS, ctx.options.seed, ctx.device)  # (N, K, D)
+    groups = torch.tensor([c.group for c in train.clips])
+
+    def step(rng: np.random.Generator) -> dict:
+        idx = rng.choice(len(train), size=batch_size, replace=batch_size > len(train))
+        text = torch.stack([train.clips[i].text_emb[rng.integers(len(train.clips[i].text_emb))] for i in idx])  # (B, 384)
+        style = styles[torch.from_numpy(idx), torch.from_numpy(rng.integers(0, STYLE_DRAWS, len(idx)))]          # (B, D)
+        batch = {"text_emb": text, "style": style, "group": groups[torch.from_numpy(idx)]}
+        return model.losses({k: v.to(ctx.device) for k, v in batch.items()})
+
+    rng = np.random.default_rng([ctx.options.seed, 2])
+    result = run_loop(NAME, ctx.run, model, model.phase_parameters(), step, LoopConfig(steps, lr, time_limit_s=limit), rng)
+    metrics = validate(ctx, model, styles)
+    log_line(ctx.run / "log.jsonl", {"phase": NAME, "step": result["step"], "event": "validation", **metrics})
+    save_stage2(ctx.model_path(NAME), model, extra={"phase": NAME, "steps": result["step"], "speech_encoder": ctx.options.speech_encoder, **metrics})
+    return {**result, **metrics}

@@ -1,0 +1,88 @@
+"""Phase stage1-projection: the projection into the frozen LLM (Sec. III-C-3).
+
+Q-Former and LLM frozen; only the linear projection learns the next-token loss on a
+random, lightly augmented phrasing of the clip's instruction, after one of the 10
+templates picked at random (labels -100 over the prompt and the soft prompt).
+The LLM forward + backward is the cost here, so prompts stay short (8 queries).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..corpus.instructions import EMOTION_WORDS
+from ..models.checkpoint import load_checkpoint
+from ..models.instructor import Stage1, Stage1Config, save_stage1
+from ..templates import TEMPLATES
+from .context import Context
+from .data import augment_text
+from .loop import LoopConfig, log_line, run_loop
+from .qformer import NAME as QFORMER
+from .qformer import batch_features, stage1_config
+
+NAME = "stage1-projection"
+VAL_GENERATE = 8  # val clips described by the LLM after training
+
+
+def load_qformer_stage(ctx: Context, llm_dim: int) -> Stage1:
+    """A Stage1 for this LLM's embedding size, with the pre-trained Q-Former's weights."""
+    path = ctx.model_path(QFORMER)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run `python -m backend train {QFORMER}` first (same --run)")
+    pretrained, _ = load_checkpoint(path, Stage1, Stage1Config, "stage1")
+    model = Stage1(stage1_config(ctx, llm_dim))
+    model.qformer.load_state_dict(pretrained.qformer.state_dict())
+    return model
+
+
+def emotion_named(text: str, emotion: str) -> bool:
+    """Whether ``text`` uses a word of ``emotion`` and of no other emotion."""
+    text = f" {text.lower()} "
+    hits = {e for e, words in EMOTION_WORDS.items() if any(f" {w} " in text or f" {w}," in text or f" {w}." in text for w in words)}
+    return hits == {emotion}
+
+
+@torch.no_grad()
+def validate(ctx: Context, model: Stage1) -> dict:
+    """Val LM loss, and emotion word accuracy of generated instructions on a few val clips."""
+    _, val = ctx.data()
+    if val is None:
+        return {}
+    llm, tokenizer = ctx.llm()
+    model.eval()
+    clips = val.clips[:VAL_GENERATE]
+    query = model.qformer(*batch_features(clips, ctx.device))  # (N, Q, H)
+    loss = model.instructor.loss(query, 0, [c.record.instructions[0] for c in clips], tokenizer, llm)
+    texts = model.instructor.generate(query, tokenizer, llm, 0, max_new_tokens=40)
+    known = [(t, c.record.emotion) for t, c in zip(texts, clips) if c.record.emotion in EMOTION_WORDS]
+    metrics = {"val_lm_loss": float(loss), "val_examples": texts[:3]}
+    if known:
+        metrics["val_emotion_word_acc"] = sum(emotion_named(t, e) for t, e in known) / len(known)
+    model.set_phase("projection")
+    return metrics
+
+
+def train_projection(ctx: Context) -> dict:
+    steps, batch_size, lr, limit = ctx.options.phase(NAME)
+    train, _ = ctx.data()
+    llm, tokenizer = ctx.llm()
+    model = load_qformer_stage(ctx, llm.get_input_embeddings().embedding_dim).to(ctx.device)
+    model.set_phase("projection")
+
+    def step(rng: np.random.Generator) -> dict:
+        clips = train.sample(rng, batch_size)
+        with torch.no_grad():
+            query = model.qformer(*batch_features(clips, ctx.device))  # (B, Q, H), frozen
+        targets = [augment_text(str(rng.choice(c.record.instructions)), rng) for c in clips]
+        templates = [int(t) for t in rng.integers(0, len(TEMPLATES), len(clips))]
+        return {"total": model.instructor.loss(query, templates, targets, tokenizer, llm)}
+
+    params = list(model.instructor.parameters())
+    rng = np.random.default_rng([ctx.options.seed, 4])
+    result = run_loop(NAME, ctx.run, model, params, step, LoopConfig(steps, lr, time_limit_s=limit), rng)
+    metrics = validate(ctx, model)
+    log_line(ctx.run / "log.jsonl", {"phase": NAME, "step": result["step"], "event": "validation", **metrics})
+    scalars = {k: v for k, v in metrics.items() if not isinstance(v, list)}
+    save_stage1(ctx.model_path(NAME), model, extra={"phase": NAME, "steps": result["step"], "speech_encoder": ctx.options.speech_encoder, "llm": ctx.llm_name, **scalars})
+    return {**result, **metrics}

@@ -1,0 +1,73 @@
+"""Phase stage1-qformer: Q-Former contrastive pre-training (Sec. III-C-2, eq. 6).
+
+A clip's speech features are paired with the MiniLM embedding of a random phrasing
+of its instruction (augmented copies included); the other clips of the batch are
+the negatives.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..models.instructor import InstructorConfig, Stage1, Stage1Config, save_stage1
+from ..models.qformer import QFormerConfig
+from .context import Context
+from .data import pad_speech
+from .loop import LoopConfig, log_line, run_loop
+
+NAME = "stage1-qformer"
+MAX_FRAMES = 250  # 10 s of features per clip is plenty to hear the speaker's state
+# Small enough that the LLM phase stays cheap on a CPU: 8 queries make an 8-token soft prompt.
+QFORMER_DEFAULTS = {"hidden": 256, "n_queries": 8, "n_layers": 2, "n_heads": 4}
+
+
+def stage1_config(ctx: Context, llm_dim: int = 576) -> Stage1Config:
+    train, _ = ctx.data()
+    overrides = ctx.options.stage1_config
+    qformer = QFormerConfig(**{**QFORMER_DEFAULTS, "audio_dim": train.speech_dim, **overrides.get("qformer", {})})
+    instructor = InstructorConfig(**{"hidden": qformer.hidden, "llm_dim": llm_dim, **overrides.get("instructor", {})})
+    return Stage1Config(qformer=qformer, instructor=instructor, speech_encoder=ctx.options.speech_encoder, llm=ctx.llm_name)
+
+
+def batch_features(clips, device) -> tuple[torch.Tensor, torch.Tensor]:
+    feats, valid = pad_speech(clips, MAX_FRAMES)  # (B, T, D), (B, T) True = real frame
+    return feats.to(device), valid.to(device)
+
+
+@torch.no_grad()
+def validate(ctx: Context, model: Stage1) -> dict:
+    """Val contrastive loss and emotion retrieval: the instruction (first phrasing) of which
+    val clip is nearest to each clip's audio embedding, counted right when the emotions match."""
+    _, val = ctx.data()
+    if val is None:
+        return {}
+    qformer = model.qformer.eval()
+    query = qformer(*batch_features(val.clips, ctx.device))              # (N, Q, H)
+    text = torch.stack([c.text_emb[0] for c in val.clips]).to(ctx.device)  # (N, 384)
+    loss = qformer.contrastive_loss(query, text)
+    sim = qformer.audio_embedding(query) @ qformer.text_embedding(text).T  # (N, N)
+    group = torch.tensor([c.group for c in val.clips], device=ctx.device)
+    acc = (group[sim.argmax(dim=1)] == group).float().mean()
+    return {"val_contrastive": float(loss), "val_emotion_retrieval_acc": float(acc)}
+
+
+def train_qformer(ctx: Context) -> dict:
+    steps, batch_size, lr, limit = ctx.options.phase(NAME)
+    train, _ = ctx.data()
+    model = Stage1(stage1_config(ctx)).to(ctx.device)
+    model.set_phase("contrastive")
+
+    def step(rng: np.random.Generator) -> dict:
+        clips = train.sample(rng, batch_size)
+        text = torch.stack([c.text_emb[rng.integers(len(c.text_emb))] for c in clips]).to(ctx.device)  # (B, 384)
+        query = model.qformer(*batch_features(clips, ctx.device))                                     # (B, Q, H)
+        return {"total": model.qformer.contrastive_loss(query, text)}
+
+    params = [p for p in model.qformer.parameters()]
+    rng = np.random.default_rng([ctx.options.seed, 3])
+    result = run_loop(NAME, ctx.run, model, params, step, LoopConfig(steps, lr, time_limit_s=limit), rng)
+    metrics = validate(ctx, model)
+    log_line(ctx.run / "log.jsonl", {"phase": NAME, "step": result["step"], "event": "validation", **metrics})
+    save_stage1(ctx.model_path(NAME), model, extra={"phase": NAME, "steps": result["step"], "speech_encoder": ctx.options.speech_encoder, **metrics})
+    return {**result, **metrics}
