@@ -11,6 +11,8 @@ linearly over the overlap, so no encoder sees more than ``window_s`` seconds.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -49,12 +51,12 @@ class SpeechEncoder(nn.Module):
 
     @torch.no_grad()
     def encode(self, samples: torch.Tensor) -> torch.Tensor:
-        """Features at ``native_rate``: (N,) 16 kHz samples -> (ceil(N * rate / 16000), dim)."""
+        """Float32 features at ``native_rate``: (N,) 16 kHz samples -> (ceil(N * rate / 16000), dim)."""
         samples = _as_samples(samples).to(self.device)  # (N,)
-        n_out = max(1, -(-len(samples) * int(self.native_rate) // SAMPLE_RATE))
+        n_out = max(1, math.ceil(len(samples) * self.native_rate / SAMPLE_RATE))
         spans = windows(len(samples), self.window_s, self.overlap_s)
         if len(spans) == 1:
-            return _fit(self._encode_window(samples), n_out)
+            return _fit(self._encode_window(samples).float(), n_out)
         return self._encode_long(samples, spans, n_out)
 
     def _encode_long(self, samples: torch.Tensor, spans, n_out: int) -> torch.Tensor:
@@ -64,14 +66,14 @@ class SpeechEncoder(nn.Module):
         weight = torch.zeros(n_out, 1, device=samples.device)  # (T, 1)
         for i, (start, end) in enumerate(spans):
             first = int(round(start / step))
-            span = -(-(end - start) * int(self.native_rate) // SAMPLE_RATE)  # frames this window covers
+            span = math.ceil((end - start) * self.native_rate / SAMPLE_RATE)  # frames this window covers
             feats = _fit(self._encode_window(samples[start:end]).float(), span)[: n_out - first]  # (t, D)
             j = torch.arange(feats.shape[0], device=samples.device, dtype=torch.float32)[:, None] + 0.5  # (t, 1)
             w = torch.ones_like(j)
             if i > 0:  # ramp up over the overlap with the previous window
                 w = torch.minimum(w, (j / fade).clamp(0, 1))
             if i < len(spans) - 1:  # ramp down over the overlap with the next window
-                w = torch.minimum(w, ((end - start) / step - j) / fade).clamp(0, 1)
+                w = torch.minimum(w, (((end - start) / step - j) / fade).clamp(0, 1))
             total[first : first + feats.shape[0]] += feats * w
             weight[first : first + feats.shape[0]] += w
         return total / weight.clamp_min(1e-6)
