@@ -88,7 +88,7 @@ def run_loop(
 ) -> dict:
     """Minimise ``step_fn(rng)['total']`` over ``params`` for ``config.steps`` steps, resuming
     from ``<run_dir>/<name>/state.pt``. ``model`` must already be in its training mode and on
-    its device. Returns {'step', 'done', 'seconds', 'last': averaged losses of the last log window}."""
+    its device. Returns {'step', 'resumed_from', 'done', 'seconds', 'last': averaged losses of the last log window}."""
     phase_dir = Path(run_dir) / name
     log_path = Path(run_dir) / "log.jsonl"
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -100,6 +100,7 @@ def run_loop(
         step = int(state["step"])
         torch.set_rng_state(state["torch_rng"])
         rng.bit_generator.state = json.loads(state["np_rng"])
+    resumed_from = step
     start, last_save = time.monotonic(), time.monotonic()
     sums: dict[str, float] = {}
     count, last = 0, {}
@@ -139,4 +140,4 @@ def run_loop(
     _save_state(phase_dir, model, optimizer, step, rng, done=step >= config.steps)
     if stopped:
         log_line(log_path, {"phase": name, "step": step, "event": "time limit", "elapsed_s": round(seconds, 2)})
-    return {"step": step, "done": step >= config.steps, "seconds": seconds, "last": last}
+    return {"step": step, "resumed_from": resumed_from, "done": step >= config.steps, "seconds": seconds, "last": last}

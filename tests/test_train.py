@@ -1,0 +1,209 @@
+"""Training CLI on a tiny synthetic corpus: every phase runs, resumes, and `all` writes
+checkpoints the pipeline accepts. Tiny model configs, a tiny random Llama with a
+word-level tokenizer, and small frozen stand-in encoders keep it to seconds."""
+
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from backend.corpus.dataset import load_corpus
+from backend.models.checkpoint import read_checkpoint
+from backend.models.instructor import load_stage1
+from backend.models.stage2 import load_stage2
+from backend.motion import Motion, save_motion
+from backend.speech.base import SpeechEncoder
+from backend.templates import TEMPLATES
+from backend.train import main
+from backend.train.cache import build_speech_cache, build_text_cache, phrasings, speech_cache_path, text_cache_path
+from backend.train.data import augment_text, window_batch, Clip
+
+EMOTIONS = ("happy", "sad", "angry", "neutral")
+KIND = "tiny-test"  # speech encoder kind of the prebuilt cache: the real encoder never loads
+STAGE1 = {"qformer": {"hidden": 16, "n_queries": 2, "n_layers": 1, "n_heads": 2, "embed_dim": 16}}
+STAGE2 = {
+    "hidden": 16, "gen_layers": 1, "gen_heads": 2, "gen_radius": 4, "style_dim": 8, "style_hidden": 16, "style_layers": 1,
+    "style_heads": 2, "instr_hidden": 16, "cond_dim": 8, "proj_dim": 8, "prior_hidden": 16, "prior_layers": 1, "prior_heads": 2,
+    "timesteps": 20, "sample_steps": 2, "n_ref_frames": 8,
+}
+
+
+class TinySpeech(SpeechEncoder):
+    """Frame energies through a fixed random linear map: a real (if crude) speech feature."""
+
+    name, dim, native_rate = KIND, 8, 50.0
+
+    def __init__(self):
+        super().__init__()
+        self.proj = torch.nn.Linear(4, self.dim)
+        self.calls = 0
+
+    def _encode_window(self, samples):
+        self.calls += 1
+        hop = 320  # 50 frames/s
+        n = max(1, len(samples) // hop)
+        frames = samples[: n * hop].reshape(n, hop)  # (T, hop)
+        stats = torch.stack([frames.abs().mean(1), frames.std(1), frames.max(1).values, frames.min(1).values], dim=1)
+        return self.proj(stats)  # (T, 8)
+
+
+class HashText:
+    """Bag of hashed words, unit length, 384-d: similar sentences land close together."""
+
+    def encode(self, texts):
+        out = torch.zeros(len(texts), 384)
+        for i, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                out[i, sum(map(ord, word)) * 7919 % 384] += 1.0
+        return torch.nn.functional.normalize(out, dim=-1)
+
+
+def write_corpus(root, n_clips=10):
+    rng = np.random.default_rng(0)
+    (root / "clips").mkdir(parents=True)
+    rows = []
+    for i in range(n_clips):
+        clip_id = f"c{i:03d}"
+        emotion = EMOTIONS[i % len(EMOTIONS)]
+        seconds = float(rng.uniform(1.0, 2.5))
+        sf.write(root / "clips" / f"{clip_id}.wav", (rng.normal(size=int(16000 * seconds)) * 0.1).astype(np.float32), 16000)
+        motion = Motion.zeros(round(seconds * 25), 100, 25.0)
+        motion.expression[:] = rng.normal(size=motion.expression.shape) * 0.3
+        motion.jaw_pose[:, 0] = np.abs(rng.normal(size=motion.n_frames)) * 0.1
+        save_motion(root / "clips" / f"{clip_id}.npz", motion)
+        row = {
+            "id": clip_id, "wav": f"clips/{clip_id}.wav", "motion": f"clips/{clip_id}.npz", "split": "val" if i >= n_clips - 2 else "train",
+            "emotion": emotion, "intensity": "moderate",
+            "instructions": [f"A man is {emotion} and speaks with raised brows.", f"The woman looks very {emotion}."],
+        }
+        (root / "clips" / f"{clip_id}.json").write_text(json.dumps(row))
+        rows.append(row)
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def write_tiny_llm(folder):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    text = " ".join(TEMPLATES) + " " + " ".join(f"A The man woman is looks very speaks with raised brows {e} eyebrows lifted" for e in EMOTIONS)
+    words = sorted(set(re.findall(r"\w+|[^\w\s]", text)))
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, **{w: i + 4 for i, w in enumerate(words)}}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
+    config = LlamaConfig(vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, bos_token_id=1, eos_token_id=2, pad_token_id=0)  # fmt: skip
+    torch.manual_seed(1)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    corpus = root / "corpus"
+    write_corpus(corpus)
+    records = load_corpus(corpus)
+    build_speech_cache(records, speech_cache_path(corpus / "cache", KIND), encoder=TinySpeech())
+    build_text_cache([s for r in records for s in phrasings(r, 1)], text_cache_path(corpus / "cache"), encoder=HashText())
+    write_tiny_llm(root / "llm")
+    return root, corpus
+
+
+def args(root, corpus, phase, run="run", *extra):
+    return [phase, "--corpus", str(corpus), "--run", str(root / run), "--out", str(root / run / "weights"), "--llm", str(root / "llm"),
+            "--speech-encoder", KIND, "--stage1-config", json.dumps(STAGE1), "--stage2-config", json.dumps(STAGE2),
+            "--batch-size", "4", "--device", "cpu", *extra]
+
+
+def log_rows(run):
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+def test_all_trains_every_phase_and_writes_trained_checkpoints(setup):
+    root, corpus = setup
+    assert main(args(root, corpus, "all", "run_all", "--steps", "3")) == 0
+    rows = log_rows(root / "run_all")
+    for phase in ("stage2-prior", "stage2-instruction", "stage1-qformer", "stage1-projection"):
+        losses = [r["total"] for r in rows if r["phase"] == phase and "total" in r]
+        assert losses and all(math.isfinite(v) for v in losses), phase
+        assert any(r["phase"] == phase and r.get("event") == "validation" for r in rows), phase
+    validation = {r["phase"]: r for r in rows if r.get("event") == "validation"}
+    assert math.isfinite(validation["stage2-prior"]["val_recon"])
+    assert 0.0 <= validation["stage1-projection"]["val_emotion_word_acc"] <= 1.0
+    assert 0.0 <= validation["stage2-instruction"]["val_style_emotion_acc"] <= 1.0
+
+    weights = root / "run_all" / "weights"
+    _, _, extra1 = read_checkpoint(weights / "stage1.safetensors", "stage1")
+    assert extra1["trained"] is True and extra1["speech_encoder"] == KIND and extra1["llm"] == "llm"
+    stage1 = load_stage1(weights / "stage1.safetensors")
+    stage1 = stage1[0] if isinstance(stage1, tuple) else stage1
+    assert stage1.config.qformer.n_queries == 2 and stage1.config.instructor.llm_dim == 16
+    stage2, extra2 = load_stage2(weights / "stage2.safetensors", require_trained=True)
+    assert extra2["speech_encoder"] == KIND and extra2["steps"]["stage2-prior"] == 3
+    assert stage2.config.speech_dim == TinySpeech.dim
+    assert float(stage2.motion_std.min()) > 0 and not torch.allclose(stage2.motion_std, torch.ones_like(stage2.motion_std))
+
+
+def test_phase_resumes_from_its_saved_step(setup, capsys):
+    root, corpus = setup
+    assert main(args(root, corpus, "stage2-prior", "run_resume", "--steps", "2")) == 0
+    assert main(args(root, corpus, "stage2-prior", "run_resume", "--steps", "4")) == 0
+    state = torch.load(root / "run_resume" / "stage2-prior" / "state.pt", weights_only=True)
+    assert state["step"] == 4 and state["done"]
+    steps = [r["step"] for r in log_rows(root / "run_resume") if r["phase"] == "stage2-prior" and "total" in r]
+    assert steps == [2, 4]  # the second run logged only its own two steps
+    assert '"resumed_from": 2' in capsys.readouterr().out
+
+
+def test_later_phase_needs_its_dependency(setup):
+    root, corpus = setup
+    with pytest.raises(FileNotFoundError, match="stage2-prior"):
+        main(args(root, corpus, "stage2-instruction", "run_missing", "--steps", "1"))
+
+
+def test_bad_options_are_rejected(setup):
+    root, corpus = setup
+    with pytest.raises(ValueError, match="--steps"):
+        main(args(root, corpus, "stage2-prior", "run_bad", "--steps", "0"))
+    with pytest.raises(ValueError, match="JSON"):
+        main([*args(root, corpus, "stage2-prior", "run_bad"), "--stage2-config", "{nope"])
+
+
+def test_speech_cache_only_encodes_missing_clips(setup, tmp_path):
+    _, corpus = setup
+    records = load_corpus(corpus)
+    encoder = TinySpeech()
+    path = tmp_path / "speech.safetensors"
+    build_speech_cache(records[:3], path, encoder=encoder)
+    assert encoder.calls == 3
+    feats = build_speech_cache(records, path, encoder=encoder)
+    assert encoder.calls == len(records) and set(feats) == {r.id for r in records}
+    assert feats[records[0].id].dtype == torch.float16 and feats[records[0].id].shape[1] == TinySpeech.dim
+    build_speech_cache(records, path, load=lambda: pytest.fail("a complete cache must not load the encoder"))
+
+
+def test_augment_text_swaps_and_drops_words_but_keeps_content():
+    rng = np.random.default_rng(0)
+    text = "A man is very angry and speaks with raised eyebrows."
+    outs = {augment_text(text, rng, p_swap=0.5, p_drop=0.5) for _ in range(50)}
+    assert len(outs) > 1
+    assert all("angry" in o and o.endswith(".") for o in outs)
+    assert augment_text("the", np.random.default_rng(0), p_drop=1.0) == "the"
+
+
+def test_window_batch_takes_reference_frames_outside_the_window():
+    motion = torch.arange(200, dtype=torch.float32)[:, None].expand(200, 115).clone()  # frame index in every channel
+    clip = Clip(None, torch.zeros(200, 8, dtype=torch.float16), motion, torch.zeros(1, 384), ["x"], 0)
+    short = Clip(None, torch.zeros(30, 8, dtype=torch.float16), motion[:30], torch.zeros(1, 384), ["x"], 1)
+    batch = window_batch([clip, short], np.random.default_rng(0), 50, 60, 16)
+    T = batch["motion"].shape[1]
+    assert 50 <= T <= 60 and batch["speech"].shape == (2, T, 8)
+    window = set(batch["motion"][0, :, 0].tolist())
+    refs = set(batch["ref_motion"][0, :, 0].tolist())
+    assert not window & refs and not batch["ref_mask"][0].any()
+    assert batch["mask"][1, 30:].all() and not batch["mask"][1, :30].any()  # the short clip is padded
