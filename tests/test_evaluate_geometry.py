@@ -49,7 +49,9 @@ def test_lip_gap_is_mean_height_over_the_central_third():
     expected = (rest[UPPER, 1] - rest[LOWER, 1])[central].mean()
     assert geo.lip_gap(geo.vertices(Motion.zeros(2, 8, 25.0))) == pytest.approx([expected, expected])
     assert geo.mouth_width_mm == pytest.approx(x.max() - x.min())
-    assert geo.closed_gap_mm == pytest.approx(CLOSED_GAP_MM * geo.mouth_width_mm / 48.0)
+    assert geo.closed_gap_mm == CLOSED_GAP_MM
+    half = HeadGeometry.from_model(model, reference_width_mm=2 * geo.mouth_width_mm)
+    assert half.closed_gap_mm == pytest.approx(CLOSED_GAP_MM / 2)
 
 
 def test_geometry_needs_paired_lip_groups():

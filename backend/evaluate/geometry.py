@@ -25,9 +25,8 @@ from ..flame.lbs_numpy import flame_forward
 from ..flame.pickle_io import FlameModel
 from ..motion import Motion
 
-# Lips count as closed at or below this gap on an adult head (mouth width REFERENCE_MOUTH_WIDTH_MM).
+# Lips count as closed at or below this gap on the default head (adult size; rest gap 1.6 mm, head/field.py).
 CLOSED_GAP_MM = 1.0
-REFERENCE_MOUTH_WIDTH_MM = 48.0  # the default head's inner lip contour, corner to corner
 GROUPS = ("upper_lip", "lower_lip", "upper_face")
 
 
@@ -42,10 +41,12 @@ class HeadGeometry:
     rest: np.ndarray                 # (V, 3) mm, neutral rest positions of the metric vertices
     central: np.ndarray              # indices into the lip pairs used for the gap
     mouth_width_mm: float
-    closed_gap_mm: float             # CLOSED_GAP_MM scaled by mouth width
+    closed_gap_mm: float             # CLOSED_GAP_MM, scaled by mouth width for other heads
 
     @classmethod
-    def from_model(cls, model: FlameModel) -> "HeadGeometry":
+    def from_model(cls, model: FlameModel, reference_width_mm: float | None = None) -> "HeadGeometry":
+        """Geometry of ``model``; with ``reference_width_mm`` (the default head's mouth width), the
+        closed threshold scales by this head's mouth width over it."""
         raw_groups = model.extras.get("avitalk_vertex_groups")
         if not isinstance(raw_groups, dict):
             raise GeometryError("the head has no 'avitalk_vertex_groups'; lip metrics need the default head's groups")
@@ -71,7 +72,8 @@ class HeadGeometry:
             raise GeometryError("the lip contour has no width")
         centre = (x.max() + x.min()) / 2
         central = np.flatnonzero(np.abs(x - centre) <= width / 6)  # the central third
-        return cls(reduced, groups, rest, central, width, CLOSED_GAP_MM * width / REFERENCE_MOUTH_WIDTH_MM)
+        scale = width / reference_width_mm if reference_width_mm else 1.0
+        return cls(reduced, groups, rest, central, width, CLOSED_GAP_MM * scale)
 
     def vertices(self, motion: Motion) -> np.ndarray:
         """(T, V, 3) mm positions of the metric vertices, head pose (global, neck) removed."""
@@ -128,3 +130,8 @@ def default_geometry() -> HeadGeometry:
 
         _DEFAULT = HeadGeometry.from_model(load_flame(default_head_path()))
     return _DEFAULT
+
+
+def head_geometry(model: FlameModel) -> HeadGeometry:
+    """Geometry of another head with the default head's groups; the closed threshold scales with its mouth."""
+    return HeadGeometry.from_model(model, reference_width_mm=default_geometry().mouth_width_mm)
