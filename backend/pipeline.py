@@ -189,6 +189,15 @@ class Pipeline:
         self.last_timings = timings
         return text
 
+    def sample_style(self, instruction: str, seed: int = 0, timings: dict | None = None) -> torch.Tensor:
+        """Instruction -> MiniLM -> aligned feature -> diffusion prior -> style embedding (1, D_style)."""
+        timings = {} if timings is None else timings
+        with torch.no_grad(), self._autocast():
+            text_emb = self._timed("text_encoder", timings, self.text_encoder.encode, [instruction])  # (1, 384)
+            return self._timed(
+                "stage2_prior", timings, lambda: self.stage2.sample_style(text_emb.float(), seed=seed, steps=self.config.prior_steps)
+            ).float()
+
     def synthesize(
         self,
         audio: Audio,
@@ -205,10 +214,7 @@ class Pipeline:
         feats = self.features(audio, timings)
         report("stage2_prior", 0.5)
         with torch.no_grad(), self._autocast():
-            text_emb = self._timed("text_encoder", timings, self.text_encoder.encode, [instruction])  # (1, 384)
-            style = self._timed(
-                "stage2_prior", timings, lambda: self.stage2.sample_style(text_emb.float(), seed=seed, steps=self.config.prior_steps)
-            )  # (1, D_style)
+            style = self.sample_style(instruction, seed, timings)  # (1, D_style)
             report("stage2_generator", 0.75)
             packed = self._timed("stage2_generator", timings, self.stage2.synthesize, feats["content"], None, style.float())
         packed = packed[0].float().cpu().numpy()  # (T, C)
