@@ -214,7 +214,10 @@ def test_stage1_checkpoint_round_trip(tmp_path):
     stage1.config.speech_encoder = "hubert"
     path = tmp_path / "stage1.safetensors"
     save_stage1(path, stage1, extra={"epochs": 3})
-    loaded = load_stage1(path)
+    loaded, extra = load_stage1(path)
+    assert extra == {"epochs": 3}
+    with pytest.raises(CheckpointError, match="never trained"):
+        load_stage1(path, require_trained=True)
     assert loaded.config == stage1.config
     assert isinstance(loaded.config.qformer, QFormerConfig)
     assert not loaded.training and not any(p.requires_grad for p in loaded.parameters())

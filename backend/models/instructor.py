@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..templates import TEMPLATES
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .qformer import QFormer, QFormerConfig
 
 AUDIO_SLOT = "<|avitalk_audio|>"  # where the soft prompt goes in the prompt text
@@ -180,8 +180,11 @@ def save_stage1(path, stage1: Stage1, extra: dict | None = None) -> None:
     save_checkpoint(path, stage1, stage1.config, kind="stage1", extra=extra)
 
 
-def load_stage1(path, map_location="cpu") -> Stage1:
-    """Rebuild a Stage1 from its checkpoint, frozen and in eval mode."""
-    stage1, _ = load_checkpoint(path, Stage1, Stage1Config, kind="stage1", map_location=map_location)
+def load_stage1(path, map_location="cpu", require_trained: bool = False) -> tuple[Stage1, dict]:
+    """Rebuild a Stage1 from its checkpoint, frozen and in eval mode; returns (model, extra).
+    With require_trained, a checkpoint not marked trained raises CheckpointError."""
+    stage1, extra = load_checkpoint(path, Stage1, Stage1Config, kind="stage1", map_location=map_location)
+    if require_trained and not extra.get("trained", False):
+        raise CheckpointError(f"{path}: the stage 1 weights were never trained (extra={extra})")
     stage1.set_phase("frozen")
-    return stage1
+    return stage1, extra
