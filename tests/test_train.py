@@ -207,3 +207,14 @@ def test_window_batch_takes_reference_frames_outside_the_window():
     refs = set(batch["ref_motion"][0, :, 0].tolist())
     assert not window & refs and not batch["ref_mask"][0].any()
     assert batch["mask"][1, 30:].all() and not batch["mask"][1, :30].any()  # the short clip is padded
+
+
+def test_qformer_loss_stays_finite_for_large_batches_with_repeated_clips():
+    """Batches over 25 with repeated instructions once gave NaN (inexact cdist on the diagonal)."""
+    from backend.models.qformer import QFormer, QFormerConfig
+
+    torch.manual_seed(0)
+    qformer = QFormer(QFormerConfig(audio_dim=8, hidden=16, n_queries=2, n_layers=1, n_heads=2, embed_dim=16))
+    text = torch.nn.functional.normalize(torch.randn(16, 384), dim=-1)[torch.arange(32) % 16]  # (32, 384), each twice
+    loss = qformer.contrastive_loss(qformer(torch.randn(32, 20, 8)), text)
+    assert torch.isfinite(loss)

@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="steps of the phase (with `all`: of every phase); default per phase")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
-    p.add_argument("--budget-minutes", type=float, help=f"scale every phase's default steps to this training time (default steps fit {DEFAULT_BUDGET_MINUTES:.0f}); each phase also stops at its share of it")
+    p.add_argument("--budget-minutes", type=float, default=DEFAULT_BUDGET_MINUTES,
+                   help="training time to plan for (default %(default)s; feature cache not included): scales every phase's default steps, and a phase that runs past its share of it stops early, its state kept")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--speech-encoder", default=defaults.speech_encoder, help="speech encoder kind (default %(default)s)")
     p.add_argument("--speech-path", help="local folder of the speech encoder when it is not the shipped one")

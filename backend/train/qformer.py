@@ -20,13 +20,15 @@ NAME = "stage1-qformer"
 MAX_FRAMES = 250  # 10 s of features per clip is plenty to hear the speaker's state
 # Small enough that the LLM phase stays cheap on a CPU: 8 queries make an 8-token soft prompt.
 QFORMER_DEFAULTS = {"hidden": 256, "n_queries": 8, "n_layers": 2, "n_heads": 4}
+# No chat template: BOS + soft prompt + template + answer is ~45 tokens instead of ~70.
+INSTRUCTOR_DEFAULTS = {"use_chat_template": False}
 
 
 def stage1_config(ctx: Context, llm_dim: int = 576) -> Stage1Config:
     train, _ = ctx.data()
     overrides = ctx.options.stage1_config
     qformer = QFormerConfig(**{**QFORMER_DEFAULTS, "audio_dim": train.speech_dim, **overrides.get("qformer", {})})
-    instructor = InstructorConfig(**{"hidden": qformer.hidden, "llm_dim": llm_dim, **overrides.get("instructor", {})})
+    instructor = InstructorConfig(**{**INSTRUCTOR_DEFAULTS, "hidden": qformer.hidden, "llm_dim": llm_dim, **overrides.get("instructor", {})})
     return Stage1Config(qformer=qformer, instructor=instructor, speech_encoder=ctx.options.speech_encoder, llm=ctx.llm_name)
 
 
