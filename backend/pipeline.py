@@ -92,6 +92,9 @@ class Pipeline:
         from .speech import load_encoder
         from .text import load_text_encoder
 
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # stdout/stderr stay clean for the CLI and the server
         self.config = config or PipelineConfig()
         self.device = resolve_device(self.config.device)
         stage1_path, stage2_path = checkpoint_paths(self.config.checkpoint_dir)

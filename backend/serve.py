@@ -41,14 +41,15 @@ class Server:
         self.jobs: queue.Queue = queue.Queue()
         self.cancelled: set[str] = set()
         self.current: str | None = None
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()       # guards cancelled/current
+        self.out_lock = threading.Lock()   # one message per line, whole
         self.closing = threading.Event()
 
     # ---- output ---------------------------------------------------------------------
 
     def send(self, message: dict) -> None:
         line = json.dumps(message, ensure_ascii=False)
-        with self.lock:
+        with self.out_lock:
             try:
                 self.out.write(line + "\n")
                 self.out.flush()
@@ -100,11 +101,12 @@ class Server:
                 return
             rid = request.get("id")
             with self.lock:
-                if rid in self.cancelled:
-                    self.cancelled.discard(rid)
-                    self.send({"type": "cancelled", "id": rid})
-                    continue
-                self.current = rid
+                skip = rid in self.cancelled
+                self.cancelled.discard(rid)
+                self.current = None if skip else rid
+            if skip:
+                self.send({"type": "cancelled", "id": rid})
+                continue
             try:
                 result = self.handle(request)
                 self.send({"type": "result", "id": rid, **result})
@@ -168,7 +170,11 @@ class Server:
             result = pipe.generate(audio, instruction=instruction or None, seed=seed, controls=controls, progress=progress)
         except ValueError as exc:
             raise RequestError("bad_instruction", str(exc)) from exc
-        output = Path(request.get("output") or self.motion_dir / f"{rid or 'motion'}.npz")
+        if request.get("output"):
+            output = Path(request["output"])
+        else:
+            self.motion_dir.mkdir(parents=True, exist_ok=True)
+            output = self.motion_dir / f"{rid or 'motion'}.npz"
         from .motion import save_motion
 
         save_motion(output, result.motion)
@@ -235,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log", default=str(Path(tempfile.gettempdir()) / "avitalk_backend.log"))
     parser.add_argument("--motion-dir", help="where motion files go when a request names no output")
     args = parser.parse_args(argv)
-    logging.basicConfig(filename=args.log, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(filename=args.log, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     from .pipeline import PipelineConfig
 
     config = PipelineConfig(checkpoint_dir=args.checkpoint, device=args.device, speech_path=args.speech_model,

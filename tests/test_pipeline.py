@@ -1,0 +1,266 @@
+"""The pipeline as a library, the CLI and the JSON-lines server, on small random weights.
+
+Random weights are loaded only with ``allow_untrained`` (tests and benchmarks);
+the default refuses them, which is tested here too.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from backend.audio import load_audio
+from backend.models.instructor import InstructorConfig, Stage1, Stage1Config, save_stage1
+from backend.models.qformer import QFormerConfig
+from backend.models.stage2 import Stage2, Stage2Config, save_stage2
+from backend.pipeline import Pipeline, PipelineConfig, PipelineError, check_instruction
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_checkpoints(folder: Path, trained: bool) -> Path:
+    torch.manual_seed(0)
+    stage1 = Stage1(Stage1Config(
+        qformer=QFormerConfig(audio_dim=384, hidden=32, n_queries=4, n_layers=1, n_heads=2, embed_dim=16),
+        instructor=InstructorConfig(hidden=32, llm_dim=576, max_new_tokens=8),
+    ))
+    stage2 = Stage2(Stage2Config(speech_dim=384, hidden=32, gen_layers=1, gen_heads=2, style_dim=16, style_hidden=32,
+                                 style_layers=1, style_heads=2, instr_hidden=32, cond_dim=16, proj_dim=16,
+                                 prior_hidden=32, prior_layers=1, prior_heads=2, sample_steps=4))
+    extra = {"trained": trained, "speech_encoder": "whisper-tiny.en"}
+    save_stage1(folder / "stage1.safetensors", stage1, extra)
+    save_stage2(folder / "stage2.safetensors", stage2, extra)
+    return folder
+
+
+def speech(seconds=1.0, seed=0, rate=16000):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    wave = 0.3 * np.sin(2 * np.pi * 150 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)) + 0.01 * rng.standard_normal(t.size)
+    return wave.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def pipe(tmp_path_factory):
+    folder = tiny_checkpoints(tmp_path_factory.mktemp("ckpt"), trained=False)
+    return Pipeline(PipelineConfig(checkpoint_dir=folder, device="cpu", allow_untrained=True))
+
+
+def test_missing_weights_are_refused(tmp_path):
+    with pytest.raises(PipelineError, match="no trained weights"):
+        Pipeline(PipelineConfig(checkpoint_dir=tmp_path))
+
+
+def test_untrained_weights_are_refused(tmp_path):
+    tiny_checkpoints(tmp_path, trained=False)
+    with pytest.raises(PipelineError, match="never trained"):
+        Pipeline(PipelineConfig(checkpoint_dir=tmp_path))
+
+
+def test_bad_device_is_refused():
+    with pytest.raises(PipelineError, match="auto, cpu or cuda"):
+        Pipeline(PipelineConfig(device="tpu"))
+
+
+@pytest.mark.parametrize("text, message", [("", "empty"), ("   ", "empty"), ("!!! ???", "no words"), ("x" * 2000, "characters long"), (None, "must be text")])
+def test_bad_instructions(text, message):
+    with pytest.raises(ValueError, match=message):
+        check_instruction(text)
+
+
+def test_synthesize_shapes_and_metadata(pipe):
+    audio = load_audio((speech(1.3), 16000))
+    motion = pipe.synthesize(audio, "A man is furious, brows drawn down.", seed=4)
+    assert motion.n_frames == round(1.3 * 25)
+    assert motion.expression.shape == (motion.n_frames, 100) and motion.expression.dtype == np.float32
+    assert motion.eye_pose.shape == (motion.n_frames, 6)
+    assert motion.instruction == "A man is furious, brows drawn down." and motion.seed == 4
+    motion.validate(100)
+
+
+def test_features_are_cached_so_regenerate_runs_stage2_only(pipe):
+    audio = load_audio((speech(1.0, seed=7), 16000))
+    before = dict(pipe.stats)
+    first = pipe.generate(audio, instruction="A calm woman, slight smile.", seed=0)
+    second = pipe.generate(audio, instruction="A sad man, corners of the mouth down.", seed=1)
+    assert pipe.stats["feature_runs"] == before["feature_runs"] + 1
+    assert pipe.stats["stage2_runs"] == before["stage2_runs"] + 2
+    assert pipe.stats["stage1_runs"] == before["stage1_runs"]  # instruction given: no stage 1
+    assert "speech_features" in first.timings and "speech_features" not in second.timings
+    assert not first.inferred
+
+
+def test_same_seed_same_motion(pipe):
+    # (that different seeds differ needs a trained prior: tests/test_stage2_prior.py)
+    audio = load_audio((speech(1.0, seed=3), 16000))
+    a = pipe.synthesize(audio, "A happy woman.", seed=1)
+    b = pipe.synthesize(audio, "A happy woman.", seed=1)
+    np.testing.assert_array_equal(a.expression, b.expression)
+
+
+def test_analyze_runs_stage1_and_generate_infers(pipe):
+    audio = load_audio((speech(1.0, seed=9), 16000))
+    runs = pipe.stats["stage1_runs"]
+    result = pipe.generate(audio, seed=0)
+    assert pipe.stats["stage1_runs"] == runs + 1
+    assert result.inferred and isinstance(result.instruction, str)
+    assert "stage1" in result.timings and result.timings["total"] > 0
+
+
+def test_progress_callback_can_cancel(pipe):
+    from backend.pipeline import Cancelled
+
+    audio = load_audio((speech(1.0, seed=11), 16000))
+    seen = []
+
+    def progress(stage, fraction):
+        seen.append(stage)
+        if stage == "stage2_prior":
+            raise Cancelled()
+
+    with pytest.raises(Cancelled):
+        pipe.synthesize(audio, "A calm man.", progress=progress)
+    assert seen[:2] == ["features", "stage2_prior"]
+
+
+# ---- CLI ---------------------------------------------------------------------------
+
+
+def run_cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "backend", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def test_cli_generate_without_weights_says_how_to_get_them(tmp_path):
+    import soundfile as sf
+
+    wav = tmp_path / "line.wav"
+    sf.write(wav, speech(1.0), 16000)
+    out = run_cli("generate", str(wav), "-o", str(tmp_path / "m.npz"), "--checkpoint", str(tmp_path))
+    assert out.returncode == 2
+    assert "no trained weights" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_cli_bad_audio_is_a_clear_error(tmp_path):
+    bad = tmp_path / "notes.wav"
+    bad.write_text("this is not audio")
+    out = run_cli("analyze", str(bad), "--checkpoint", str(tiny_checkpoints(tmp_path, trained=True)))
+    assert out.returncode == 2
+    assert "error:" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_cli_generate_writes_a_motion_file_and_json(tmp_path):
+    import soundfile as sf
+
+    from backend.motion import load_motion
+
+    wav = tmp_path / "line.wav"
+    sf.write(wav, speech(1.2, rate=22050), 22050)
+    (tmp_path / "ckpt").mkdir()
+    ckpt = tiny_checkpoints(tmp_path / "ckpt", trained=True)
+    out = run_cli("generate", str(wav), "-o", str(tmp_path / "m.npz"), "--instruction", "An angry man.", "--seed", "3",
+                  "--checkpoint", str(ckpt), "--device", "cpu")
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["instruction"] == "An angry man." and summary["frames"] == round(1.2 * 25)
+    assert set(summary["seconds"]) >= {"speech_features", "stage2_prior", "stage2_generator", "total"}
+    motion = load_motion(tmp_path / "m.npz")
+    assert motion.n_frames == summary["frames"] and motion.seed == 3
+
+
+# ---- server ------------------------------------------------------------------------
+
+
+class Backend:
+    """The server as Blender runs it: a subprocess spoken to in JSON lines."""
+
+    def __init__(self, *args):
+        self.proc = subprocess.Popen([sys.executable, "-m", "backend", "serve", *args], cwd=ROOT, text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.ready = self.read()
+
+    def send(self, **request):
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+
+    def read(self):
+        line = self.proc.stdout.readline()
+        assert line, "the server closed its output"
+        return json.loads(line)
+
+    def until(self, rid, types=("result", "error", "cancelled")):
+        messages = []
+        while True:
+            msg = self.read()
+            messages.append(msg)
+            if msg.get("id") == rid and msg["type"] in types:
+                return msg, messages
+
+    def close(self):
+        self.proc.stdin.close()
+        return self.proc.wait(timeout=60)
+
+
+def test_server_protocol(tmp_path):
+    import soundfile as sf
+
+    wav = tmp_path / "line.wav"
+    sf.write(wav, speech(1.0), 16000)
+    ckpt = tiny_checkpoints(tmp_path, trained=True)
+    backend = Backend("--checkpoint", str(ckpt), "--device", "cpu", "--log", str(tmp_path / "log.txt"))
+    try:
+        assert backend.ready["type"] == "ready" and backend.ready["protocol"] == 1
+        backend.send(id="x", type="dance")
+        msg, _ = backend.until("x")
+        assert msg["type"] == "error" and msg["code"] == "bad_request"
+        backend.proc.stdin.write("{not json\n")
+        backend.proc.stdin.flush()
+        assert backend.read()["code"] == "bad_request"
+
+        out = tmp_path / "take1.npz"
+        backend.send(id="g1", type="generate", audio=str(wav), instruction="A calm man.", seed=2, output=str(out))
+        msg, messages = backend.until("g1")
+        assert msg["type"] == "result", msg
+        assert msg["motion"] == str(out) and out.is_file() and msg["frames"] == 25
+        assert any(m["type"] == "progress" and m["id"] == "g1" for m in messages)
+        assert msg["features_cached"] is False
+
+        backend.send(id="g2", type="synthesize", audio=str(wav), instruction="A sad man.", seed=3,
+                     controls={"intensity": 0.5, "blinks": False})
+        msg, _ = backend.until("g2")
+        assert msg["type"] == "result", msg
+        assert msg["features_cached"] is True and msg["stage1_ran"] is False
+
+        backend.send(id="b1", type="generate", audio=str(tmp_path / "missing.wav"))
+        msg, _ = backend.until("b1")
+        assert msg["type"] == "error" and msg["code"] == "bad_audio" and "missing.wav" in msg["message"]
+
+        backend.send(id="b2", type="synthesize", audio=str(wav), instruction="   ")
+        msg, _ = backend.until("b2")
+        assert msg["type"] == "error" and msg["code"] == "bad_instruction"
+
+        backend.send(id="c1", type="cancel", target="g3")  # cancelled before it starts
+        backend.send(id="g3", type="synthesize", audio=str(wav), instruction="A calm man.")
+        msg, _ = backend.until("g3")
+        assert msg["type"] == "cancelled"
+    finally:
+        assert backend.close() == 0
+    assert (tmp_path / "log.txt").read_text()
+
+
+def test_server_without_weights_reports_and_keeps_serving(tmp_path):
+    backend = Backend("--checkpoint", str(tmp_path), "--log", str(tmp_path / "log.txt"))
+    try:
+        backend.send(id="k", type="check")
+        msg, _ = backend.until("k")
+        assert msg["type"] == "result" and msg["models_ok"] is False and "no trained weights" in msg["models_error"]
+        assert msg["torch"] == torch.__version__
+        backend.send(id="g", type="generate", audio="/nonexistent.wav")
+        msg, _ = backend.until("g")
+        assert msg["type"] == "error" and msg["code"] == "no_weights"
+    finally:
+        assert backend.close() == 0
