@@ -32,7 +32,7 @@ DEFAULTS = {
     "stage2-prior": PhaseDefaults(steps=3000, batch_size=16, lr=5e-4),
     "stage2-instruction": PhaseDefaults(steps=3000, batch_size=64, lr=5e-4),
     "stage1-qformer": PhaseDefaults(steps=3000, batch_size=32, lr=3e-4),
-    "stage1-projection": PhaseDefaults(steps=800, batch_size=8, lr=2e-3),
+    "stage1-projection": PhaseDefaults(steps=800, batch_size=8, lr=3e-3),
 }
 DEFAULT_BUDGET_MINUTES = 50.0  # training time planned for the default steps (feature cache not included)
 TIME_SLACK = 1.2  # a phase may run this much past its share before it stops (its state is kept)
