@@ -63,8 +63,8 @@ def bake(mesh_obj, arm_obj, data: take.TakeData, take_name: str, push_to_nla: bo
             action["avitalk_seed"] = int(motion.seed)
         action["avitalk_fps"] = float(data.fps)
         action.use_fake_user = True
-    _assign(key, shapes_action, shapes_slot, take_name, data.frames[0], push_to_nla)
-    _assign(arm_obj, pose_action, pose_slot, take_name, data.frames[0], push_to_nla)
+    assign(key, shapes_action, shapes_slot, take_name, data.frames[0], push_to_nla)
+    assign(arm_obj, pose_action, pose_slot, take_name, data.frames[0], push_to_nla)
     return shapes_action, pose_action
 
 
@@ -96,7 +96,7 @@ def _write_fcurve(fcurves, data_path: str, index: int, group: str, frames, value
     fcurve.update()
 
 
-def _assign(id_data, action, slot, take_name: str, frame_start: float, push_to_nla: bool) -> None:
+def assign(id_data, action, slot, take_name: str, frame_start: float, push_to_nla: bool) -> None:
     anim = id_data.animation_data or id_data.animation_data_create()
     current = anim.action
     if current is not None and current.users <= 1 and not current.use_fake_user:
@@ -113,6 +113,31 @@ def _assign(id_data, action, slot, take_name: str, frame_start: float, push_to_n
     anim.action = action
     if slot is not None:
         anim.action_slot = slot
+
+
+def action_fcurves(action):
+    """Every F-curve of a take action (all slots' channelbags on slotted actions)."""
+    if not SLOTTED:
+        return list(action.fcurves)
+    out = []
+    for layer in action.layers:
+        for strip in layer.strips:
+            for bag in strip.channelbags:
+                out.extend(bag.fcurves)
+    return out
+
+
+def check_editable(mesh_obj, arm_obj) -> None:
+    """ValueError unless the rig's animated data-blocks can get new animation.
+
+    A library override of a linked rig is fine (the new actions are local); a
+    linked rig without an override is read-only in this file.
+    """
+    for id_data, what in ((arm_obj, "armature"), (mesh_obj, "mesh"), (mesh_obj.data.shape_keys, "shape keys")):
+        if id_data is not None and id_data.library is not None and id_data.override_library is None:
+            raise ValueError(f"the rig's {what} '{id_data.name}' is linked from {id_data.library.filepath} and "
+                             "cannot be animated here; make a library override first "
+                             "(Object > Library Override > Make)")
 
 
 def existing_action_names():

@@ -233,3 +233,43 @@ def test_decimation_stays_within_tolerance():
     assert len(decimate.decimate(frames, values, 0.05)[0]) < 60
     line = decimate.keep_mask(frames, 2 * frames + 1, 1e-9)
     assert line.sum() == 2
+
+
+# ---- backend environment set-up ---------------------------------------------------------------
+
+
+def test_env_setup_runs_steps_in_order_and_reports_failure(tmp_path):
+    from avitalk_blender.core.setup_env import EnvSetup
+
+    ok = [("first", [sys.executable, "-c", "print('hello')"]), ("second", [sys.executable, "-c", "print('world')"])]
+    setup = EnvSetup(tmp_path / "env", sys.executable, commands=ok)
+    assert setup.wait() == "done" and setup.fraction == 1.0 and setup.last_line == "world"
+    bad = ok[:1] + [("install torch", [sys.executable, "-c", "import sys; print('no index'); sys.exit(2)"])]
+    setup = EnvSetup(tmp_path / "env", sys.executable, commands=bad)
+    assert setup.wait() == "failed" and "install torch failed (exit code 2)" in setup.error and "no index" in setup.error
+
+
+# ---- batches -------------------------------------------------------------------------------------
+
+
+def test_generate_batch_runs_stage1_once_then_stage2_per_segment_instruction():
+    from avitalk_blender.core.batch import Batch
+
+    batch = Batch("generate", "clip.wav", 3, {}, None, ["", "angry", "", "angry"])
+    (kind, fields), = batch.first_requests()
+    assert kind == "generate" and fields["instruction"] is None and fields["seed"] == 3
+    batch.sent("g1", fields)
+    follow = batch.on_result("g1", {"instruction": "calm", "motion": "m1.npz", "stage1_ran": True})
+    assert [(k, f["instruction"]) for k, f in follow] == [("synthesize", "angry")] and not batch.done
+    batch.sent("s1", follow[0][1])
+    assert batch.on_result("s1", {"instruction": "angry", "motion": "m2.npz"}) == [] and batch.done
+    assert batch.motion_paths() == ["m1.npz", "m2.npz", "m1.npz", "m2.npz"] and batch.stage1_ran
+
+
+def test_regenerate_batch_needs_an_instruction_and_skips_stage1():
+    from avitalk_blender.core.batch import Batch
+
+    with pytest.raises(ValueError, match="needs an instruction"):
+        Batch("regenerate", "clip.wav", 0, {}, "  ")
+    batch = Batch("regenerate", "clip.wav", 0, {}, "calm")
+    assert [(k, f["instruction"]) for k, f in batch.first_requests()] == [("synthesize", "calm")]

@@ -1,0 +1,131 @@
+"""Takes: each generation is a take (two actions, see bake.py) listed in ``scene.avitalk.takes``.
+
+A take's data lives on its actions as custom properties, so scripts can read
+them: ``avitalk_take``, ``avitalk_instruction``, ``avitalk_seed``,
+``avitalk_frame_start``, ``avitalk_intensity``, ... (see ``make_take``).
+"""
+
+from __future__ import annotations
+
+import bpy
+import numpy as np
+
+from . import bake, rig
+from .core import decimate, naming, timing
+
+
+def take_actions(name: str) -> tuple:
+    """The (shapes, pose) actions of a take; either may be None when deleted."""
+    return tuple(bpy.data.actions.get(n) for n in naming.action_names(name))
+
+
+def make_take(scene, arm_obj, motion, frame_start: int, properties: dict) -> str:
+    """Bake ``motion`` as a new take from ``frame_start``, make it the preview and list it; returns its name."""
+    mesh_obj, arm_obj = rig.find_rig(arm_obj)
+    fps = timing.scene_fps(scene.render.fps, scene.render.fps_base)
+    data = bake.prepare(arm_obj, motion, fps, int(frame_start))
+    base = naming.take_base_name(motion.instruction, motion.source)
+    name = naming.unique_take_name(base, bake.existing_action_names())
+    actions = bake.bake(mesh_obj, arm_obj, data, name)
+    for action in actions:
+        action["avitalk_frame_start"] = int(frame_start)
+        for key, value in properties.items():
+            action[key] = value
+    settings = scene.avitalk
+    item = settings.takes.add()
+    item.name = name
+    item.rig = arm_obj.name
+    _select_quietly(settings, len(settings.takes) - 1)
+    return name
+
+
+def _select_quietly(settings, index: int) -> None:
+    """Set the list's active take without re-auditioning (the caller already assigned it)."""
+    settings["take_index"] = index
+
+
+def audition(scene, index: int) -> None:
+    """Play take ``index`` on its rig: its actions become the active ones. Missing takes are skipped."""
+    settings = scene.avitalk
+    if not 0 <= index < len(settings.takes):
+        return
+    item = settings.takes[index]
+    arm_obj = bpy.data.objects.get(item.rig)
+    shapes, pose = take_actions(item.name)
+    if arm_obj is None or shapes is None or pose is None:
+        return
+    mesh_obj, arm_obj = rig.find_rig(arm_obj)
+    _play(mesh_obj.data.shape_keys, shapes)
+    _play(arm_obj, pose)
+
+
+def _play(id_data, action) -> None:
+    anim = id_data.animation_data or id_data.animation_data_create()
+    anim.action = action
+    if bake.SLOTTED and len(action.slots):
+        anim.action_slot = action.slots[0]
+
+
+def delete(scene, index: int) -> str:
+    """Remove take ``index`` from the list and its actions from the file."""
+    settings = scene.avitalk
+    if not 0 <= index < len(settings.takes):
+        raise ValueError("no take is selected")
+    name = settings.takes[index].name
+    for action in take_actions(name):
+        if action is not None:
+            bpy.data.actions.remove(action)
+    settings.takes.remove(index)
+    _select_quietly(settings, min(index, len(settings.takes) - 1))
+    return name
+
+
+def bake_take(scene, index: int, push_to_nla: bool, tolerance: float | None) -> str:
+    """Bake take ``index``: a copy of its actions becomes the rig's action (or NLA strips at the
+    audio's start), with keys reduced to ``tolerance`` when given. Returns the baked take's name."""
+    settings = scene.avitalk
+    if not 0 <= index < len(settings.takes):
+        raise ValueError("no take is selected: generate one first")
+    item = settings.takes[index]
+    shapes, pose = take_actions(item.name)
+    if shapes is None or pose is None:
+        raise ValueError(f"the actions of take '{item.name}' are gone; delete it from the list")
+    arm_obj = bpy.data.objects.get(item.rig)
+    if arm_obj is None:
+        raise ValueError(f"the rig '{item.rig}' of take '{item.name}' is gone")
+    mesh_obj, arm_obj = rig.find_rig(arm_obj)
+    bake.check_editable(mesh_obj, arm_obj)
+    baked = naming.unique_take_name(f"{item.name}_baked", bake.existing_action_names())
+    frame_start = int(shapes.get("avitalk_frame_start", scene.frame_start))
+    for source, target_name, id_data in zip((shapes, pose), naming.action_names(baked),
+                                            (mesh_obj.data.shape_keys, arm_obj)):
+        action = source.copy()
+        action.name = target_name
+        action["avitalk_take"] = baked
+        action["avitalk_baked_from"] = item.name
+        action.use_fake_user = False
+        if tolerance is not None:
+            reduce_keys(action, tolerance)
+        slot = action.slots[0] if bake.SLOTTED and len(action.slots) else None
+        bake.assign(id_data, action, slot, baked, frame_start, push_to_nla)
+    return baked
+
+
+def reduce_keys(action, tolerance: float) -> int:
+    """Drop keys that linear interpolation reproduces within ``tolerance``; returns the keys left."""
+    left = 0
+    for fcurve in bake.action_fcurves(action):
+        points = fcurve.keyframe_points
+        n = len(points)
+        co = np.empty(2 * n, dtype=np.float32)
+        points.foreach_get("co", co)
+        co = co.reshape(n, 2)  # (N, 2): frame, value
+        keep = decimate.keep_mask(co[:, 0], co[:, 1], tolerance)
+        kept = np.ascontiguousarray(co[keep])
+        points.clear()
+        points.add(len(kept))
+        points.foreach_set("co", kept.ravel())
+        points.foreach_set("interpolation", np.full(len(kept), bake.LINEAR, dtype=np.int32))
+        fcurve.update()
+        left += len(kept)
+    return left
