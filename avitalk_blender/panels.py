@@ -1,8 +1,29 @@
-"""The "AVI-Talk" tab in the 3D viewport sidebar."""
+"""The "AVI-Talk" tab in the 3D viewport sidebar: audio, Generate, instruction, takes, bake."""
 
 import bpy
 
-from . import rig
+from . import rig, takes
+from .runner import RUNNER
+
+
+class AVITALK_UL_takes(bpy.types.UIList):
+    """Takes: name, seed and instruction (read from the take's actions)."""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0):
+        shapes, _ = takes.take_actions(item.name)
+        if shapes is None:
+            layout.label(text=f"{item.name} (actions deleted)", icon='ERROR')
+            return
+        row = layout.row(align=True)
+        row.label(text=item.name, icon='ACTION')
+        row.label(text=f"seed {shapes.get('avitalk_seed', '-')}")
+
+
+class AVITALK_UL_segments(bpy.types.UIList):
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0):
+        row = layout.row(align=True)
+        row.label(text=f"{item.frame}")
+        row.prop(item, "instruction", text="", emboss=True)
 
 
 class AVITALK_PT_main(bpy.types.Panel):
@@ -15,19 +36,123 @@ class AVITALK_PT_main(bpy.types.Panel):
         layout = self.layout
         settings = context.scene.avitalk
         layout.operator("avitalk.import_head", icon='MONKEY')
+        if not rig.is_rig(context.active_object):
+            layout.label(text="Select an AVI-Talk head", icon='INFO')
 
         box = layout.box()
-        box.label(text="Motion", icon='ACTION')
-        box.prop(settings, "motion_path", text="")
-        box.prop(settings, "auto_start")
-        row = box.row()
+        box.label(text="Audio", icon='SOUND')
+        box.row().prop(settings, "audio_source", expand=True)
+        if settings.audio_source == 'FILE':
+            box.prop(settings, "audio_file", text="")
+            box.prop(settings, "frame_start")
+        else:
+            box.prop(settings, "use_range")
+            if settings.use_range:
+                row = box.row(align=True)
+                row.prop(settings, "range_start")
+                row.prop(settings, "range_end")
+
+        box = layout.box()
+        if RUNNER.busy:
+            fraction, label = RUNNER.progress()
+            box.progress(factor=fraction, type='BAR', text=label)
+            box.operator("avitalk.cancel", icon='CANCEL')
+        else:
+            box.operator("avitalk.generate", icon='PLAY_SOUND')
+        if RUNNER.message:
+            box.label(text=RUNNER.message, icon='ERROR' if "failed" in RUNNER.message.lower() else 'INFO')
+
+
+class AVITALK_PT_instruction(bpy.types.Panel):
+    bl_label = "Instruction"
+    bl_space_type = 'VIEW_3D'
+    bl_region_type = 'UI'
+    bl_category = "AVI-Talk"
+    bl_parent_id = "AVITALK_PT_main"
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.avitalk
+        layout.prop(settings, "instruction", text="")
+        row = layout.row(align=True)
+        row.operator("avitalk.regenerate", icon='FILE_REFRESH')
+        row.operator("avitalk.regenerate", text="New Variation", icon='SHADERFX').new_variation = True
+        layout.prop(settings, "seed")
+        col = layout.column(align=True)
+        col.prop(settings, "intensity", slider=True)
+        col.prop(settings, "upper_face", slider=True)
+        col.prop(settings, "lower_face", slider=True)
+        col.prop(settings, "smoothing")
+        row = layout.row()
+        row.prop(settings, "head_motion")
+        row.prop(settings, "blinks")
+
+
+class AVITALK_PT_segments(bpy.types.Panel):
+    bl_label = "Segments"
+    bl_space_type = 'VIEW_3D'
+    bl_region_type = 'UI'
+    bl_category = "AVI-Talk"
+    bl_parent_id = "AVITALK_PT_main"
+    bl_options = {'DEFAULT_CLOSED'}
+
+    def draw_header(self, context):
+        self.layout.prop(context.scene.avitalk, "use_segments", text="")
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.avitalk
+        layout.active = settings.use_segments
+        layout.operator("avitalk.sync_segments", icon='MARKER_HLT')
+        layout.template_list("AVITALK_UL_segments", "", settings, "segments", settings, "segment_index", rows=3)
+        layout.prop(settings, "blend_seconds")
+
+
+class AVITALK_PT_takes(bpy.types.Panel):
+    bl_label = "Takes"
+    bl_space_type = 'VIEW_3D'
+    bl_region_type = 'UI'
+    bl_category = "AVI-Talk"
+    bl_parent_id = "AVITALK_PT_main"
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.avitalk
+        row = layout.row()
+        row.template_list("AVITALK_UL_takes", "", settings, "takes", settings, "take_index", rows=3)
+        row.column().operator("avitalk.delete_take", text="", icon='X')
+        if 0 <= settings.take_index < len(settings.takes):
+            shapes, _ = takes.take_actions(settings.takes[settings.take_index].name)
+            if shapes is not None:
+                layout.label(text=str(shapes.get("avitalk_instruction", "")))
+        layout.prop(settings, "push_to_nla")
+        row = layout.row(align=True)
+        row.prop(settings, "decimate")
+        sub = row.row(align=True)
+        sub.active = settings.decimate
+        sub.prop(settings, "tolerance")
+        layout.operator("avitalk.bake", icon='KEYINGSET')
+
+
+class AVITALK_PT_motion_file(bpy.types.Panel):
+    bl_label = "Motion File"
+    bl_space_type = 'VIEW_3D'
+    bl_region_type = 'UI'
+    bl_category = "AVI-Talk"
+    bl_parent_id = "AVITALK_PT_main"
+    bl_options = {'DEFAULT_CLOSED'}
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.avitalk
+        layout.prop(settings, "motion_path", text="")
+        layout.prop(settings, "auto_start")
+        row = layout.row()
         row.enabled = not settings.auto_start
         row.prop(settings, "frame_start")
-        box.prop(settings, "push_to_nla")
-        op = box.operator("avitalk.apply_motion", icon='IMPORT')
+        layout.prop(settings, "push_to_nla")
+        op = layout.operator("avitalk.apply_motion", icon='IMPORT')
         op.filepath = settings.motion_path
         op.auto_start = settings.auto_start
         op.frame_start = settings.frame_start
         op.push_to_nla = settings.push_to_nla
-        if not rig.is_rig(context.active_object):
-            box.label(text="Select an AVI-Talk head", icon='INFO')

@@ -1,0 +1,263 @@
+"""The Generate / Regenerate / Bake workflow inside Blender (the ``bpy`` module) with the real
+backend subprocess (``python -m backend serve``).
+
+Weights: the shipped starter weights when ``backend/weights/stage1.safetensors`` exists, else
+tiny random checkpoints marked trained (enough to test the plumbing, not the motion's quality).
+"""
+
+import os
+import sys
+import time
+import wave
+
+import numpy as np
+import pytest
+
+from avitalk_blender.core.client import BackendError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REAL_WEIGHTS = os.path.isfile(os.path.join(ROOT, "backend", "weights", "stage1.safetensors"))
+N_EXPR = 100
+SAFETY_S = 600  # a loop guard against a hung test, not a timing assertion
+_CONFIG = {}
+
+
+def tiny_checkpoints(folder):
+    import torch
+
+    from backend.models.instructor import InstructorConfig, Stage1, Stage1Config, save_stage1
+    from backend.models.qformer import QFormerConfig
+    from backend.models.stage2 import Stage2, Stage2Config, save_stage2
+
+    torch.manual_seed(0)
+    stage1 = Stage1(Stage1Config(
+        qformer=QFormerConfig(audio_dim=384, hidden=32, n_queries=4, n_layers=1, n_heads=2, embed_dim=16),
+        instructor=InstructorConfig(hidden=32, llm_dim=576, max_new_tokens=8)))
+    stage2 = Stage2(Stage2Config(speech_dim=384, hidden=32, gen_layers=1, gen_heads=2, style_dim=16, style_hidden=32,
+                                 style_layers=1, style_heads=2, instr_hidden=32, cond_dim=16, proj_dim=16,
+                                 prior_hidden=32, prior_layers=1, prior_heads=2, sample_steps=4))
+    extra = {"trained": True, "speech_encoder": "whisper-tiny.en"}
+    save_stage1(folder / "stage1.safetensors", stage1, extra)
+    save_stage2(folder / "stage2.safetensors", stage2, extra)
+    return folder
+
+
+def write_speech(path, seconds, rate=16000, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    x = 0.3 * np.sin(2 * np.pi * 150 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)) + 0.01 * rng.standard_normal(t.size)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((x * 32767).astype("<i2").tobytes())
+    return path
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    """Blender with the add-on, one backend for the module, a 100-expression rig, a sound strip at frame 30."""
+    import bpy
+
+    import avitalk_blender
+    from avitalk_blender import runner
+    from backend.flame.synthetic import write_tiny_model
+
+    folder = tmp_path_factory.mktemp("workflow")
+    checkpoint = "" if REAL_WEIGHTS else str(tiny_checkpoints(folder))
+    _CONFIG.update(python=sys.executable, checkpoint=checkpoint, device="cpu", log=str(folder / "backend.log"),
+                   motion_dir=str(folder / "motion"))
+    runner.configure(**_CONFIG)
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    avitalk_blender.register()
+    flame = folder / "flame.pkl"
+    write_tiny_model(flame, n_verts=60, n_expr=N_EXPR, seed=2)
+    try:
+        yield bpy, folder, flame
+    finally:
+        avitalk_blender.unregister()
+        runner.configure()
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+@pytest.fixture
+def scene(session):
+    """A fresh scene at 24 fps with the rig selected and a 1.2 s line on a strip starting at frame 30."""
+    bpy, folder, flame = session
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 24, 1.0
+    assert bpy.ops.avitalk.import_head(filepath=str(flame), name="head") == {'FINISHED'}
+    wav = write_speech(folder / "line.wav", 1.2)
+    editor = scene.sequence_editor_create()
+    strip = editor.strips.new_sound("line", str(wav), 1, 30)
+    return bpy, scene, strip
+
+
+def _fcurve_frames(bpy, action):
+    from avitalk_blender import bake
+
+    curves = bake.action_fcurves(action)
+    assert curves
+    out = []
+    for fc in curves:
+        co = np.empty(2 * len(fc.keyframe_points), dtype=np.float32)
+        fc.keyframe_points.foreach_get("co", co)
+        out.append(co.reshape(-1, 2))
+    return out
+
+
+def _tick_until_done(workflow):
+    deadline = time.monotonic() + SAFETY_S
+    while time.monotonic() < deadline:
+        state = workflow.tick()
+        if state != workflow.RUNNING:
+            return state
+        time.sleep(0.02)
+    raise AssertionError("the workflow did not end")
+
+
+def _tick_until_progress(workflow, runner):
+    deadline = time.monotonic() + SAFETY_S
+    while time.monotonic() < deadline:
+        assert workflow.tick() == workflow.RUNNING
+        jobs = list(runner.RUNNER.session.jobs.values())
+        if jobs and jobs[0].stage != "starting":
+            return jobs[0]
+        time.sleep(0.01)
+    raise AssertionError("no progress from the backend")
+
+
+def test_generate_edit_regenerate_bake_end_to_end(scene):
+    bpy, scene, strip = scene
+    settings = scene.avitalk
+    assert (strip.frame_final_start, strip.frame_final_end) == (30, 30 + round(1.2 * 24))
+
+    assert bpy.ops.avitalk.generate() == {'FINISHED'}
+    assert settings.instruction.strip()  # stage 1 wrote the instruction into the text field
+    assert len(settings.takes) == 1
+    take = settings.takes[0].name
+    shapes = bpy.data.actions[take + "_shapes"]
+    assert shapes["avitalk_instruction"] == settings.instruction and shapes["avitalk_seed"] == 0
+    assert shapes["avitalk_stage1_ran"] is True or shapes["avitalk_stage1_ran"] == 1
+    assert shapes["avitalk_frame_start"] == 30 and shapes["avitalk_intensity"] == 1.0
+    mesh = bpy.data.objects["head"]
+    assert mesh.data.shape_keys.animation_data.action == shapes  # the preview plays
+
+    # Edit the instruction, Regenerate: stage 2 only, on cached speech features.
+    settings.instruction = "A tired old man speaks slowly, eyes half closed."
+    settings.intensity = 0.5
+    assert bpy.ops.avitalk.regenerate() == {'FINISHED'}
+    assert len(settings.takes) == 2 and settings.take_index == 1
+    second = bpy.data.actions[settings.takes[1].name + "_pose"]
+    assert second["avitalk_instruction"] == settings.instruction
+    assert not second["avitalk_stage1_ran"] and second["avitalk_features_cached"]
+    assert second["avitalk_intensity"] == 0.5
+    assert bpy.ops.avitalk.regenerate(new_variation=True) == {'FINISHED'}
+    assert settings.seed == 1 and bpy.data.actions[settings.takes[2].name + "_pose"]["avitalk_seed"] == 1
+
+    # Audition the first take, then bake it with key reduction.
+    settings.take_index = 0
+    assert mesh.data.shape_keys.animation_data.action == shapes
+    settings.decimate, settings.tolerance = True, 1e-4
+    assert bpy.ops.avitalk.bake() == {'FINISHED'}
+    arm = bpy.data.objects["head_rig"]
+    baked = arm.animation_data.action
+    assert baked["avitalk_baked_from"] == take and baked.name.endswith("_baked_pose")
+    frames = _fcurve_frames(bpy, baked)
+    n_frames = strip.frame_final_end - strip.frame_final_start
+    for co in frames:  # every curve starts at the strip's first frame, keys on whole scene frames
+        assert co[0, 0] == 30 and abs(co[-1, 0] - (30 + n_frames - 1)) <= 1
+        assert np.all(co[:, 0] == np.round(co[:, 0]))
+    full = _fcurve_frames(bpy, bpy.data.actions[take + "_pose"])
+    assert sum(len(c) for c in frames) <= sum(len(c) for c in full)
+    assert max(len(c) for c in full) == pytest.approx(n_frames, abs=1)
+
+
+def test_bake_to_nla_at_audio_start(scene):
+    bpy, scene, strip = scene
+    settings = scene.avitalk
+    settings.instruction = "A calm woman, slight smile."
+    assert bpy.ops.avitalk.regenerate() == {'FINISHED'}
+    settings.push_to_nla = True
+    assert bpy.ops.avitalk.bake() == {'FINISHED'}
+    arm = bpy.data.objects["head_rig"]
+    track = arm.animation_data.nla_tracks[-1]
+    assert track.strips[0].frame_start == 30 and track.strips[0].action["avitalk_take"].endswith("_baked")
+    assert bpy.ops.avitalk.delete_take() == {'FINISHED'} and len(settings.takes) == 0
+
+
+def test_segments_blend_per_marker_instructions(scene):
+    bpy, scene, strip = scene
+    settings = scene.avitalk
+    scene.timeline_markers.new("cut", frame=45)
+    settings.use_segments = True
+    assert bpy.ops.avitalk.sync_segments() == {'FINISHED'}
+    assert [s.frame for s in settings.segments] == [30, 45]
+    settings.segments[1].instruction = "A furious man shouts, brows drawn down."
+    settings.instruction = "A calm man."
+    assert bpy.ops.avitalk.regenerate() == {'FINISHED'}
+    action = bpy.data.actions[settings.takes[0].name + "_shapes"]
+    assert list(action["avitalk_segment_instructions"]) == ["A calm man.", "A furious man shouts, brows drawn down."]
+    assert action["avitalk_instruction"] == "A calm man. | A furious man shouts, brows drawn down."
+    assert list(action["avitalk_segment_joins"]) == [pytest.approx(15 / 24)]
+
+
+def test_cancel_stops_generation(scene):
+    bpy, scene, strip = scene
+    from avitalk_blender import runner, workflow
+
+    workflow.start(bpy.context, "generate")
+    _tick_until_progress(workflow, runner)
+    assert bpy.ops.avitalk.cancel() == {'FINISHED'}
+    assert workflow.tick() == workflow.IDLE and not runner.RUNNER.busy
+    assert len(scene.avitalk.takes) == 0
+    scene.avitalk.instruction = "A calm man."
+    assert bpy.ops.avitalk.regenerate() == {'FINISHED'}  # the backend still serves
+
+
+def test_backend_killed_mid_request_reports_and_restarts(scene):
+    bpy, scene, strip = scene
+    from avitalk_blender import runner, workflow
+
+    scene.avitalk.instruction = "A calm man."
+    workflow.start(bpy.context, "regenerate")
+    _tick_until_progress(workflow, runner)
+    runner.RUNNER.session.process.kill()
+    assert _tick_until_done(workflow) == workflow.FAILED_STATE
+    assert "exited unexpectedly" in runner.RUNNER.message and "restarts" in runner.RUNNER.message
+    assert len(scene.avitalk.takes) == 0
+    assert bpy.ops.avitalk.regenerate() == {'FINISHED'} and len(scene.avitalk.takes) == 1
+
+
+def test_file_load_drops_the_result(scene):
+    bpy, scene, strip = scene
+    from avitalk_blender import runner, workflow
+
+    scene.avitalk.instruction = "A calm man."
+    workflow.start(bpy.context, "regenerate")
+    bpy.ops.wm.read_factory_settings(use_empty=True)  # load_pre: the work in flight is dropped
+    assert not runner.RUNNER.busy and "dropped" in runner.RUNNER.message
+    assert workflow.tick() == workflow.IDLE
+    assert all(len(s.avitalk.takes) == 0 for s in bpy.data.scenes)
+
+
+def test_errors_are_clear(scene):
+    bpy, scene, strip = scene
+    scene.avitalk.instruction = "  "
+    with pytest.raises(RuntimeError, match="needs an instruction"):
+        bpy.ops.avitalk.regenerate()
+    scene.avitalk.audio_source = 'FILE'
+    with pytest.raises(RuntimeError, match="choose an audio file"):
+        bpy.ops.avitalk.generate()
+    from avitalk_blender import runner
+
+    runner.configure(python="/nonexistent/python", backend_root=runner.backend_root())
+    try:
+        runner.RUNNER.shutdown()
+        scene.avitalk.audio_source = 'STRIPS'
+        with pytest.raises(RuntimeError, match="backend Python does not exist"):
+            bpy.ops.avitalk.generate()
+        assert not runner.RUNNER.busy
+    finally:
+        runner.configure(**_CONFIG)
