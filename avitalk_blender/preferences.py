@@ -65,8 +65,9 @@ class AVITALK_AddonPreferences(bpy.types.AddonPreferences):
     )
     torch_cpu_index: bpy.props.StringProperty(
         name="CPU Torch Index",
-        description="Package index for the CPU build of torch; empty uses your pip's configured index",
-        default=PYTORCH_CPU_INDEX,
+        description=("Optional package index for the CPU build of torch (PyTorch's is " + PYTORCH_CPU_INDEX
+                     + "); empty uses the index your pip is configured for"),
+        default="",
     )
 
     def draw(self, context):
