@@ -1,8 +1,9 @@
-"""Bake benchmark (a measurement, not a test): keyframe writing for a long take.
+"""Blender-side benchmarks (measurements, not tests): keyframe writing, and Regenerate through the server.
 
-    python -m avitalk_blender.bench        prints seconds per bake
+    python -m avitalk_blender.bench                         prints seconds per bake
+    python -m avitalk_blender.bench regenerate [CKPT_DIR]   Regenerate round trip and timer tick durations
 
-``bench_bake()`` is importable by the backend benchmark; it needs the ``bpy`` module.
+``bench_bake()`` and ``bench_regenerate()`` are importable; they need the ``bpy`` module.
 """
 
 import tempfile
@@ -53,5 +54,70 @@ def bench_bake(n_frames: int = 750, n_expr: int = 100, repeats: int = 3, n_verts
             "n_keys": n_fcurves * n_frames}
 
 
+def bench_regenerate(checkpoint: str = "", seconds: float = 10.0, repeats: int = 3, device: str = "cpu",
+                     max_messages: int = 20) -> dict:
+    """Regenerate after an instruction edit for ``seconds`` of speech, measured from Blender's side.
+
+    Runs the UI path (``workflow.start`` + ``workflow.tick`` as the modal timer
+    does, every 10 ms). Returns ``regenerate_s`` (best and all round trips:
+    mixdown, request, stage 2 in the server, motion file, bake of the take),
+    ``tick_ms_max`` / ``tick_ms_mean`` (one timer callback while the request
+    runs), ``n_ticks``, and ``apply_ms_max`` (the last callback, which loads the
+    motion and bakes the take). The first
+    Generate (stage 1, model loading) is not timed. Resets Blender to an empty scene.
+    """
+    import sys
+
+    from . import register, runner, unregister, workflow
+    from .core import mixdown
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    register()
+    runner.configure(python=sys.executable, checkpoint=checkpoint, device=device)
+    try:
+        synthetic = backend_ref.module("flame.synthetic")
+        folder = tempfile.mkdtemp(prefix="avitalk-bench-")
+        flame = Path(folder) / "bench_flame.pkl"
+        synthetic.write_tiny_model(flame, n_verts=200, n_expr=100)
+        rig.build_rig(bpy.context.scene.collection, backend_ref.pickle_io().load_flame(flame), "bench_head")
+        bpy.context.view_layer.objects.active = bpy.data.objects["bench_head_rig"]
+        rng = np.random.default_rng(0)
+        t = np.arange(int(seconds * mixdown.RATE)) / mixdown.RATE
+        wave_ = 0.3 * np.sin(2 * np.pi * 150 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)) + 0.01 * rng.standard_normal(t.size)
+        wav = Path(folder) / "line.wav"
+        mixdown.write_wav(wav, wave_)
+        scene = bpy.context.scene
+        scene.sequence_editor_create().strips.new_sound("line", str(wav), 1, 1)
+        workflow.run_sync(bpy.context, "generate")  # warm-up: loads models, caches features
+        rounds, ticks, applies = [], [], []
+        for i in range(repeats):
+            scene.avitalk.instruction = f"A calm speaker, variation {i}, slight smile."
+            t0 = time.perf_counter()
+            workflow.start(bpy.context, "regenerate")
+            state = workflow.RUNNING
+            while state == workflow.RUNNING:
+                time.sleep(0.01)
+                t1 = time.perf_counter()
+                state = workflow.tick(max_messages)
+                (ticks if state == workflow.RUNNING else applies).append(time.perf_counter() - t1)
+            rounds.append(time.perf_counter() - t0)
+            if state != workflow.FINISHED:
+                raise RuntimeError(runner.RUNNER.message)
+            action = bpy.data.actions[scene.avitalk.takes[-1].name + "_shapes"]
+            if action["avitalk_stage1_ran"]:
+                raise RuntimeError("Regenerate ran stage 1")
+        return {"regenerate_s": min(rounds), "regenerate_all_s": rounds, "tick_ms_max": 1000 * max(ticks),
+                "tick_ms_mean": 1000 * float(np.mean(ticks)), "n_ticks": len(ticks),
+                "apply_ms_max": 1000 * max(applies), "seconds_of_speech": seconds}
+    finally:
+        unregister()
+        runner.configure()
+
+
 if __name__ == "__main__":
-    print(bench_bake())
+    import sys
+
+    if sys.argv[1:2] == ["regenerate"]:
+        print(bench_regenerate(sys.argv[2] if len(sys.argv) > 2 else ""))
+    else:
+        print(bench_bake())
