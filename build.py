@@ -36,6 +36,9 @@ PACKAGES = _REQ.BACKEND_PACKAGES + _REQ.DEV_PACKAGES
 # Installed afterwards with --no-deps (their pinned dependencies clash with the list above).
 PACKAGES_NO_DEPS = list(_REQ.BACKEND_PACKAGES_NO_DEPS)
 
+# Debian packages: espeak-ng (test speech, corpus), the Asterisk prompts (real recorded speech for the corpus).
+SYSTEM_PACKAGES = ["espeak-ng", "asterisk-core-sounds-en-wav", "asterisk-core-sounds-en", "asterisk-core-sounds-it-wav"]
+
 VENV = ROOT / ".venv"
 STAMP = VENV / "avitalk-packages.stamp"
 EXCLUDE_DIRS = {"__pycache__", ".pytest_cache", ".cache", ".mypy_cache"}
@@ -89,6 +92,20 @@ def ensure_venv() -> Path:
     return venv_python()
 
 
+def ensure_system_packages() -> None:
+    """Install the Debian packages when they are missing and apt-get can (root); else say what is missing."""
+    import shutil
+
+    missing = [p for p in SYSTEM_PACKAGES if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode != 0] if shutil.which("dpkg") else []
+    if not missing:
+        return
+    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        subprocess.run(["apt-get", "update", "-qq"], check=False)
+        if subprocess.run(["apt-get", "install", "-y", "-qq", *missing], env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}).returncode == 0:
+            return
+    print(f"note: system packages missing: {' '.join(missing)} (apt-get install {' '.join(missing)}); tests that need them are skipped", file=sys.stderr)
+
+
 def _blender_env() -> dict:
     env = dict(os.environ)
     env.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="avitalk-blender-user-"))
@@ -97,6 +114,7 @@ def _blender_env() -> dict:
 
 def run_tests(args) -> int:
     """pytest over tests/, or over the paths given (pytest options pass through)."""
+    ensure_system_packages()
     python = ensure_venv()
     paths = [] if any((ROOT / a.split("::")[0]).exists() for a in args) else ["tests/"]
     command = [str(python), "-m", "pytest"] + paths + list(args)
@@ -104,6 +122,7 @@ def run_tests(args) -> int:
 
 
 def run_demo(args) -> int:
+    ensure_system_packages()
     python = ensure_venv()
     command = [str(python), "-m", "avitalk_blender.demo", "--out", str(ROOT / "out")] + list(args)
     return subprocess.run(command, cwd=ROOT, env=_blender_env()).returncode
