@@ -192,7 +192,7 @@ def lip_press(ctx, s):
     half = ctx.half(s) * ctx.env
     up = half * ctx.upper_lip() * np.exp(-(np.maximum(ctx.d, 0) / 7.0) ** 2)
     lo = half * ctx.lower_lip() * np.exp(-(np.minimum(ctx.d, 0) / 8.0) ** 2)
-    return ctx.motion(dq=-1.15 * up + 1.55 * lo, dlift=-0.8 * half * ctx.lip_body(5.0))
+    return ctx.motion(dq=-0.95 * up + 1.25 * lo, dlift=-0.8 * half * ctx.lip_body(5.0))
 
 
 def lip_tighten(ctx, s):
