@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from avitalk_blender.core.client import BackendError
+from helpers import speech_like, tiny_checkpoints
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REAL_WEIGHTS = os.path.isfile(os.path.join(ROOT, "backend", "weights", "stage1.safetensors"))
@@ -22,30 +23,8 @@ SAFETY_S = 600  # a loop guard against a hung test, not a timing assertion
 _CONFIG = {}
 
 
-def tiny_checkpoints(folder):
-    import torch
-
-    from backend.models.instructor import InstructorConfig, Stage1, Stage1Config, save_stage1
-    from backend.models.qformer import QFormerConfig
-    from backend.models.stage2 import Stage2, Stage2Config, save_stage2
-
-    torch.manual_seed(0)
-    stage1 = Stage1(Stage1Config(
-        qformer=QFormerConfig(audio_dim=384, hidden=32, n_queries=4, n_layers=1, n_heads=2, embed_dim=16),
-        instructor=InstructorConfig(hidden=32, llm_dim=576, max_new_tokens=8)))
-    stage2 = Stage2(Stage2Config(speech_dim=384, hidden=32, gen_layers=1, gen_heads=2, style_dim=16, style_hidden=32,
-                                 style_layers=1, style_heads=2, instr_hidden=32, cond_dim=16, proj_dim=16,
-                                 prior_hidden=32, prior_layers=1, prior_heads=2, sample_steps=4))
-    extra = {"trained": True, "speech_encoder": "whisper-tiny.en"}
-    save_stage1(folder / "stage1.safetensors", stage1, extra)
-    save_stage2(folder / "stage2.safetensors", stage2, extra)
-    return folder
-
-
 def write_speech(path, seconds, rate=16000, seed=0):
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    x = 0.3 * np.sin(2 * np.pi * 150 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)) + 0.01 * rng.standard_normal(t.size)
+    x = speech_like(seconds, seed, rate)
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)

@@ -14,34 +14,15 @@ import pytest
 import torch
 
 from backend.audio import load_audio
-from backend.models.instructor import InstructorConfig, Stage1, Stage1Config, save_stage1
-from backend.models.qformer import QFormerConfig
-from backend.models.stage2 import Stage2, Stage2Config, save_stage2
 from backend.pipeline import Pipeline, PipelineConfig, PipelineError, check_instruction
+
+from helpers import speech_like, tiny_checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def tiny_checkpoints(folder: Path, trained: bool) -> Path:
-    torch.manual_seed(0)
-    stage1 = Stage1(Stage1Config(
-        qformer=QFormerConfig(audio_dim=384, hidden=32, n_queries=4, n_layers=1, n_heads=2, embed_dim=16),
-        instructor=InstructorConfig(hidden=32, llm_dim=576, max_new_tokens=8),
-    ))
-    stage2 = Stage2(Stage2Config(speech_dim=384, hidden=32, gen_layers=1, gen_heads=2, style_dim=16, style_hidden=32,
-                                 style_layers=1, style_heads=2, instr_hidden=32, cond_dim=16, proj_dim=16,
-                                 prior_hidden=32, prior_layers=1, prior_heads=2, sample_steps=4))
-    extra = {"trained": trained, "speech_encoder": "whisper-tiny.en"}
-    save_stage1(folder / "stage1.safetensors", stage1, extra)
-    save_stage2(folder / "stage2.safetensors", stage2, extra)
-    return folder
-
-
 def speech(seconds=1.0, seed=0, rate=16000):
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    wave = 0.3 * np.sin(2 * np.pi * 150 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)) + 0.01 * rng.standard_normal(t.size)
-    return wave.astype(np.float32)
+    return speech_like(seconds, seed, rate)
 
 
 @pytest.fixture(scope="module")
