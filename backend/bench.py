@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from .audio import load_audio
-from .pipeline import Pipeline, PipelineConfig, PipelineError, checkpoint_paths, resolve_device
+from .device import resolve_device
+from .pipeline import Pipeline, PipelineConfig, PipelineError, checkpoint_paths
 
 STAGES = ("speech_features", "stage1", "text_encoder", "stage2_prior", "stage2_generator")
 

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .audio import Audio
+from .device import resolve_device
 from .models.checkpoint import CheckpointError
 from .models.controls import MotionControls, apply_controls
 from .models.stage2 import load_stage2, unpack_motion
@@ -64,16 +65,6 @@ class GenerateResult:
     motion: Motion
     inferred: bool                            # True when stage 1 wrote the instruction
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name not in ("auto", "cpu", "cuda"):
-        raise PipelineError(f"device must be auto, cpu or cuda, not '{name}'")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise PipelineError("device 'cuda' was asked for, but torch sees no CUDA GPU (is the CUDA build of torch installed?)")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
 
 
 def checkpoint_paths(checkpoint_dir) -> tuple[Path, Path]:

@@ -43,7 +43,7 @@ def test_untrained_weights_are_refused(tmp_path):
 
 
 def test_bad_device_is_refused():
-    with pytest.raises(PipelineError, match="auto, cpu or cuda"):
+    with pytest.raises(ValueError, match="auto, cpu or cuda"):
         Pipeline(PipelineConfig(device="tpu"))
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from .cache import assemble, build_speech_cache, build_text_cache, phrasings, speech_cache_path, split_data, text_cache_path
+from ..device import resolve_device
 from .data import TrainData, load_records
 
 log = logging.getLogger(__name__)
@@ -64,16 +65,6 @@ class TrainOptions:
         d = DEFAULTS[name]
         steps = self.steps if self.steps is not None else max(1, round(d.steps * self.budget_minutes / DEFAULT_BUDGET_MINUTES))
         return steps, self.batch_size or d.batch_size, self.lr or d.lr, 60.0 * self.budget_minutes * TIME_SHARE[name] * TIME_SLACK
-
-
-def resolve_device(name: str) -> torch.device:
-    if name not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, not {name!r}")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for, but torch sees no CUDA GPU")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
 
 
 class Context:
