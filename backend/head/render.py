@@ -129,9 +129,9 @@ def _scene(bpy, cfg: RenderConfig):
     world.node_tree.nodes["Background"].inputs["Color"].default_value = (0.05, 0.055, 0.06, 1.0)
     scene.world = world
     # Key, fill and rim lights (Blender Z up; the face looks along -Y).
-    _light(bpy, scene, "key", (0.45, -0.55, 0.45), 60.0, 0.35, (1.0, 0.96, 0.9))
-    _light(bpy, scene, "fill", (-0.6, -0.45, 0.05), 18.0, 0.6, (0.85, 0.9, 1.0))
-    _light(bpy, scene, "rim", (-0.2, 0.6, 0.4), 45.0, 0.3)
+    _light(bpy, scene, "key", (0.45, -0.55, 0.45), 22.0, 0.35, (1.0, 0.96, 0.9))
+    _light(bpy, scene, "fill", (-0.6, -0.45, 0.05), 7.0, 0.6, (0.85, 0.9, 1.0))
+    _light(bpy, scene, "rim", (-0.2, 0.6, 0.4), 18.0, 0.3)
     return scene
 
 
