@@ -24,6 +24,17 @@ def _run(operator, work) -> set:
     return {'FINISHED'}
 
 
+def rig_poll(cls, context) -> bool:
+    """Object Mode with an AVI-Talk FLAME rig (mesh or armature) active; says why not."""
+    if context.mode != 'OBJECT':
+        cls.poll_message_set("switch to Object Mode")
+        return False
+    if not rig.is_rig(context.active_object):
+        cls.poll_message_set("select an AVI-Talk FLAME head (mesh or armature)")
+        return False
+    return True
+
+
 def _sound_starts(scene):
     editor = scene.sequence_editor
     if editor is None:
@@ -113,13 +124,7 @@ class AVITALK_OT_apply_motion(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        if context.mode != 'OBJECT':
-            cls.poll_message_set("switch to Object Mode")
-            return False
-        if not rig.is_rig(context.active_object):
-            cls.poll_message_set("select an AVI-Talk FLAME head (mesh or armature)")
-            return False
-        return True
+        return rig_poll(cls, context)
 
     def execute(self, context):
         def work():

@@ -11,7 +11,8 @@ import os
 
 import bpy
 
-from . import preferences, rig, takes, workflow
+from . import preferences, takes, workflow
+from .operators import rig_poll
 from .core import backend_ref
 from .core.batch import GENERATE, REGENERATE
 from .core.client import BackendError
@@ -33,11 +34,7 @@ def _redraw(context) -> None:
 
 
 def _rig_poll(cls, context) -> bool:
-    if context.mode != 'OBJECT':
-        cls.poll_message_set("switch to Object Mode")
-        return False
-    if not rig.is_rig(context.active_object):
-        cls.poll_message_set("select an AVI-Talk FLAME head (mesh or armature)")
+    if not rig_poll(cls, context):
         return False
     if RUNNER.busy:
         cls.poll_message_set("AVI-Talk is generating")

@@ -13,7 +13,6 @@ import wave
 import numpy as np
 import pytest
 
-from avitalk_blender.core.client import BackendError
 from helpers import speech_like, tiny_checkpoints
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,7 +1,6 @@
 """The bpy-free workflow core: backend session (against a scripted stand-in server), mixdown,
 segment cross-fades, key decimation, the shared package list."""
 
-import json
 import sys
 import textwrap
 import wave

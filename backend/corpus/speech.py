@@ -21,7 +21,7 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE, load_audio
+from ..audio import load_audio
 
 EMOTIONS = ("neutral", "happy", "angry", "sad", "surprised", "fear", "disgusted", "contempt")
 INTENSITIES = ("slight", "moderate", "strong")

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .content import ContentConfig, ContentEncoder

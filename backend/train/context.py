@@ -6,7 +6,6 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 
 from .cache import assemble, build_speech_cache, build_text_cache, phrasings, speech_cache_path, split_data, text_cache_path
 from ..device import resolve_device
