@@ -51,9 +51,12 @@ def test_teacher_scores_near_one(tmp_path, line):
 
 def test_late_lips_and_a_still_mouth_score_low(tmp_path, line):
     _, wav, samples, phones = line
+    # The line is dense with bilabials, so lips 250 ms late still meet a neighbouring one now and
+    # then: they must score clearly below the same lips on time, not near zero.
+    on_time = score(tmp_path, wav, teach(phones, samples, "neutral", "moderate", seed=0))
     late = [Segment(p.label, p.start + 0.25, p.end + 0.25) for p in phones]
     report = score(tmp_path, wav, teach(late, samples, "neutral", "moderate", seed=0))
-    assert report["lip_closure_f1"] < 0.5
+    assert report["lip_closure_f1"] < on_time["lip_closure_f1"] - 0.2
     still = score(tmp_path, wav, Motion.zeros(60, 100, 25.0))
     assert still["lip_closure_recall"] == 0.0 and still["lip_closure_f1"] == 0.0
     assert still["vowel_open_rate"] == 1.0  # the rest pose is slightly open
