@@ -21,7 +21,7 @@ class PaperScale:
     hubert: object
     wav2vec2: object
     llm: object
-    qformer: object
+    stage1: object   # Q-Former + projection into the LLM's 4096-d input embeddings
     stage2: object
 
 
@@ -41,39 +41,44 @@ def hf_configs():
 
 
 def model_configs():
+    from .models.instructor import InstructorConfig, Stage1Config
     from .models.qformer import QFormerConfig
     from .models.stage2 import Stage2Config
 
-    qformer = QFormerConfig(audio_dim=1024, hidden=768, n_queries=32, n_layers=12, n_heads=12)
+    stage1 = Stage1Config(
+        qformer=QFormerConfig(audio_dim=1024, hidden=768, n_queries=32, n_layers=12, n_heads=12),
+        instructor=InstructorConfig(hidden=768, llm_dim=4096),
+        speech_encoder="hubert", llm="llama-7b",
+    )
     stage2 = Stage2Config(speech_dim=768, hidden=512, gen_layers=8, gen_heads=8, style_dim=256, style_hidden=256,
                           style_layers=4, cond_dim=512, proj_dim=256, prior_hidden=768, prior_layers=8, prior_heads=12)
-    return qformer, stage2
+    return stage1, stage2
 
 
 def build(device: str | torch.device = "meta", dtype: torch.dtype = torch.float32) -> PaperScale:
     """Instantiate every part at paper scale on ``device`` (``meta`` allocates nothing)."""
     from transformers import HubertModel, LlamaForCausalLM, Wav2Vec2Model
 
-    from .models.qformer import QFormer
+    from .models.instructor import Stage1
     from .models.stage2 import Stage2
 
     hubert_cfg, w2v_cfg, llm_cfg = hf_configs()
-    qformer_cfg, stage2_cfg = model_configs()
+    stage1_cfg, stage2_cfg = model_configs()
     with torch.device(device), _default_dtype(dtype):
         parts = PaperScale(
             hubert=HubertModel(hubert_cfg),
             wav2vec2=Wav2Vec2Model(w2v_cfg),
             llm=LlamaForCausalLM(llm_cfg),
-            qformer=QFormer(qformer_cfg),
+            stage1=Stage1(stage1_cfg),
             stage2=Stage2(stage2_cfg),
         )
-    for module in (parts.hubert, parts.wav2vec2, parts.llm, parts.qformer, parts.stage2):
+    for module in (parts.hubert, parts.wav2vec2, parts.llm, parts.stage1, parts.stage2):
         module.eval().requires_grad_(False)
     return parts
 
 
 def parameter_counts(parts: PaperScale) -> dict[str, int]:
-    return {name: sum(p.numel() for p in getattr(parts, name).parameters()) for name in ("hubert", "wav2vec2", "llm", "qformer", "stage2")}
+    return {name: sum(p.numel() for p in getattr(parts, name).parameters()) for name in ("hubert", "wav2vec2", "llm", "stage1", "stage2")}
 
 
 @contextlib.contextmanager
@@ -106,9 +111,10 @@ def time_paper_scale(seconds: float, device: torch.device, new_tokens: int = 40,
 
     with torch.no_grad():
         hub = timed("stage1_encoder", lambda: parts.hubert(wave).last_hidden_state)                    # (1, T50, 1024)
-        queries = timed("qformer", lambda: parts.qformer(hub, None))                                  # (1, Q, 768)
-        hidden = parts.llm.get_input_embeddings().embedding_dim
-        embeds = torch.randn(1, queries.shape[1] + 24, hidden, device=device, dtype=dtype)            # soft prompt + template
+        queries = timed("qformer", lambda: parts.stage1.qformer(hub))                                 # (1, Q, 768)
+        soft = parts.stage1.instructor.proj(queries)                                                  # (1, Q, 4096)
+        template = torch.randn(1, 24, soft.shape[-1], device=device, dtype=dtype)
+        embeds = torch.cat([soft, template], dim=1)                                                   # soft prompt + template
         timed("llm_generation", lambda: parts.llm.generate(
             inputs_embeds=embeds, attention_mask=torch.ones(embeds.shape[:2], device=device, dtype=torch.long),
             max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=0,
