@@ -166,3 +166,21 @@ def test_real_layout(tmp_path):
     (speaker / "c1.npz").unlink()
     with pytest.raises(DatasetError, match="no motion file"):
         load_real_layout(tmp_path)
+
+
+def test_subset_keeps_every_test_clip_and_links_the_clips(tmp_path):
+    import json
+
+    from backend.corpus.build import write_subset
+
+    corpus = tmp_path / "corpus"
+    (corpus / "clips").mkdir(parents=True)
+    rows = [{"id": f"c{i}", "split": "test" if i % 4 == 0 else "train"} for i in range(20)]
+    (corpus / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = write_subset(corpus, tmp_path / "sub", 6, seed=1)
+    chosen = [json.loads(line) for line in (tmp_path / "sub" / "manifest.jsonl").read_text().splitlines()]
+    assert result == {"clips_in_manifest": 11, "train_and_val": 6}
+    assert sum(r["split"] == "test" for r in chosen) == 5 and len(chosen) == 11
+    assert (tmp_path / "sub" / "clips").resolve() == (corpus / "clips").resolve()
+    with pytest.raises(ValueError, match="between 1 and 15"):
+        write_subset(corpus, tmp_path / "sub2", 16)

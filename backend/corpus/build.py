@@ -24,6 +24,7 @@ import json
 import logging
 import multiprocessing
 import os
+import random
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -257,6 +258,22 @@ def write_manifest(out: Path) -> int:
     return len(records)
 
 
+def write_subset(corpus: Path, out: Path, train_clips: int, seed: int = 0) -> dict:
+    """``out/manifest.jsonl`` with ``train_clips`` random train/val rows of ``corpus`` and all its
+    test rows, and ``out/clips`` linking to the corpus's clips (nothing is copied)."""
+    rows = [json.loads(line) for line in (corpus / "manifest.jsonl").read_text().splitlines() if line.strip()]
+    train = [r for r in rows if r.get("split") != "test"]
+    if train_clips < 1 or train_clips > len(train):
+        raise ValueError(f"--train-clips must be between 1 and {len(train)}, got {train_clips}")
+    random.Random(seed).shuffle(train)
+    chosen = train[:train_clips] + [r for r in rows if r.get("split") == "test"]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in chosen))
+    if not (out / "clips").exists():
+        (out / "clips").symlink_to((corpus / "clips").resolve(), target_is_directory=True)
+    return {"clips_in_manifest": len(chosen), "train_and_val": train_clips}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m backend corpus", description="Build the AVI-Talk training corpus.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -269,9 +286,17 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--keep-clean", action="store_true", help="also store the clean (unaugmented) audio")
     m = sub.add_parser("manifest", help="rebuild manifest.jsonl from the clip files")
     m.add_argument("--out", required=True)
+    s = sub.add_parser("subset", help="a smaller training view of a corpus: N random train/val clips plus every test clip")
+    s.add_argument("--corpus", required=True, help="the built corpus")
+    s.add_argument("--out", required=True, help="new folder: its manifest.jsonl and a link to the corpus's clips/")
+    s.add_argument("--train-clips", type=int, required=True)
+    s.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.command == "manifest":
         print(json.dumps({"clips_in_manifest": write_manifest(Path(args.out))}))
+        return 0
+    if args.command == "subset":
+        print(json.dumps(write_subset(Path(args.corpus), Path(args.out), args.train_clips, args.seed)))
         return 0
     config = BuildConfig(out=args.out, n_clips=args.n_clips, seed=args.seed, workers=args.workers,
                          real_share=args.real_share, keep_clean=args.keep_clean)
