@@ -127,3 +127,19 @@ def test_smile_lifts_the_mouth_corners(model):
     corners = upper[[0, -1]]
     lift = smile[corners, 1] - rest[corners, 1]
     assert (lift > 6.0).all() and (lift < 12.0).all()
+
+
+def test_jaw_corrective_turns_the_blend_zone_like_a_partial_hinge(model):
+    # At 0.3 rad, a cheek vertex with jaw weight w sits where a rotation by w * 0.3 about the hinge puts it.
+    w = model.weights[:, 2]
+    blend = np.flatnonzero((w > 0.2) & (w < 0.8))
+    assert len(blend) > 100
+    still = np.flatnonzero((w < 1e-9) | (w > 1 - 1e-9))
+    assert np.abs(model.posedirs[still]).max() == 0.0
+    verts, _ = _pose(model, jaw=0.3)
+    hinge = (model.J_regressor @ model.v_template)[2] * 1000.0
+    angle = w[blend] * 0.3
+    p = model.v_template[blend] * 1000.0 - hinge
+    c, s = np.cos(angle), np.sin(angle)
+    expected = np.stack([p[:, 0], c * p[:, 1] - s * p[:, 2], s * p[:, 1] + c * p[:, 2]], axis=1) + hinge
+    assert np.abs(verts[blend] - expected).max() < 1e-6

@@ -12,9 +12,9 @@ from .components import EXPRESSION_NAMES, N_EXPRESSION, N_SHAPE
 from .expressions import expression_offsets
 from .field import Anatomy
 from .mesh import PART_NAMES, HeadMesh, build_mesh
-from .rig import joint_positions, joint_regressor, skin_jaw_weight, skinning_weights
+from .rig import jaw_correctives, joint_positions, joint_regressor, skin_jaw_weight, skinning_weights
 
-HEAD_VERSION = 1
+HEAD_VERSION = 2
 KINTREE = np.array([[4294967295, 0, 1, 1, 1], [0, 1, 2, 3, 4]], dtype=np.int64)
 
 
@@ -81,7 +81,7 @@ def build_head(seed: int = 0) -> dict:
         "v_template": mesh.verts / 1000.0,
         "f": mesh.faces.astype(np.int64),
         "shapedirs": shapedirs / 1000.0,
-        "posedirs": np.zeros((n, 3, 36)),
+        "posedirs": jaw_correctives(mesh.verts, weights, mesh.anatomy.jaw_hinge) / 1000.0,
         "J_regressor": regressor,
         "weights": weights,
         "kintree_table": KINTREE.copy(),

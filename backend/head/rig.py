@@ -94,3 +94,35 @@ def joint_regressor(verts: np.ndarray, joints: np.ndarray, still: np.ndarray, re
         b = np.append(target, 1.0)
         reg[j, near] = np.linalg.lstsq(a, b, rcond=None)[0]
     return reg
+
+
+JAW_SIN_FEATURE = 9 + 7   # pose feature of the jaw block: (R - I)[2, 1] = sin(angle) for a rotation about X
+CORRECTIVE_ANGLE = 0.3    # rad of jaw opening at which the corrective is exact
+
+
+def _rot_x(a):
+    c, s = np.cos(a), np.sin(a)
+    return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+
+
+def jaw_correctives(verts: np.ndarray, weights: np.ndarray, hinge) -> np.ndarray:
+    """(V, 3, 36) pose correctives in mm: the jaw's blend zone turns like a partial hinge.
+
+    Plain blending of a rotated and a still copy pulls the cheek and jaw-line
+    vertices (jaw weight w between 0 and 1) in toward the hinge when the jaw
+    opens. The corrective moves them so that at ``CORRECTIVE_ANGLE`` each one
+    lands where a rotation by ``w * angle`` would put it; vertices with w = 0
+    or 1 (lips, chin, skull) get none. It rides on the sin(angle) feature.
+    """
+    hinge = np.asarray(hinge, dtype=float)
+    w = weights[:, 2]
+    a = CORRECTIVE_ANGLE
+    rot = _rot_x(a)
+    out = np.zeros((len(verts), 3, 36))
+    blend = (w > 1e-6) & (w < 1 - 1e-6)
+    for i in np.flatnonzero(blend):
+        p = verts[i] - hinge
+        lin = (1.0 - w[i]) * np.eye(3) + w[i] * rot                        # the blended transform
+        target = _rot_x(w[i] * a) @ p
+        out[i, :, JAW_SIN_FEATURE] = (np.linalg.solve(lin, target) - p) / np.sin(a)
+    return out
