@@ -16,6 +16,7 @@ plugs in. Training follows the paper's two phases:
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -117,16 +118,21 @@ class Instructor(nn.Module):
 
     @torch.no_grad()
     def generate(self, query_out: torch.Tensor, tokenizer, llm, template_ids=0, max_new_tokens: int | None = None) -> list[str]:
-        """Greedy decoding from the soft prompt; one sentence per batch item."""
+        """Greedy decoding from the soft prompt; one sentence per batch item. Repeated trigrams are
+        banned: a small LLM steered by a soft prompt otherwise loops ("a woman who is a woman who ...")."""
         batch = self.build_inputs(query_out, template_ids, tokenizer, llm)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        new = llm.generate(
-            **batch,
-            max_new_tokens=max_new_tokens or self.config.max_new_tokens,
-            do_sample=False,
-            pad_token_id=pad,
-            eos_token_id=tokenizer.eos_token_id,
-        )  # (B, n_new): only new tokens when the prompt is given as embeddings
+        with warnings.catch_warnings():  # the penalties apply to new tokens only: what we want
+            warnings.filterwarnings("ignore", message="Passing `(repetition_penalty|no_repeat_ngram_size)` with `inputs_embeds`")
+            new = llm.generate(
+                **batch,
+                max_new_tokens=max_new_tokens or self.config.max_new_tokens,
+                do_sample=False,
+                no_repeat_ngram_size=3,
+                repetition_penalty=1.2,
+                pad_token_id=pad,
+                eos_token_id=tokenizer.eos_token_id,
+            )  # (B, n_new): only new tokens when the prompt is given as embeddings
         texts = tokenizer.batch_decode(new, skip_special_tokens=True)
         return [first_sentence(t) for t in texts]
 
