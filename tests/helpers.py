@@ -35,3 +35,34 @@ def speech_like(seconds=1.0, seed=0, rate=16000):
     t = np.arange(int(seconds * rate)) / rate
     wave = 0.3 * np.sin(2 * np.pi * 150 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)) + 0.01 * rng.standard_normal(t.size)
     return wave.astype(np.float32)
+
+
+def tiny_llm(text: str, seed: int = 0, chat_template=None, initializer_range: float = 0.02):
+    """A tiny random Llama (hidden 16) with a word-level tokenizer over the words of ``text``:
+    (model, tokenizer). A larger ``initializer_range`` makes the model sensitive enough to its
+    input that a soft prompt can steer it."""
+    import re
+
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    words = sorted(set(re.findall(r"\w+|[^\w\s]", text)))
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, **{w: i + 4 for i, w in enumerate(words)}}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
+    tokenizer.chat_template = chat_template
+    config = LlamaConfig(vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, bos_token_id=1, eos_token_id=2, pad_token_id=0,
+                         initializer_range=initializer_range)  # fmt: skip
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(config), tokenizer
+
+
+def save_tiny_llm(folder, text: str, seed: int = 0):
+    """``tiny_llm`` saved as a local transformers folder; returns the folder."""
+    model, tokenizer = tiny_llm(text, seed)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

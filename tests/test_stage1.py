@@ -1,7 +1,7 @@
 """Stage 1: Q-Former (masks, contrastive alignment) and the projection into a frozen LLM."""
 
-import re
 
+import helpers
 import pytest
 import torch
 
@@ -32,26 +32,13 @@ def tiny_stage1():
 
 
 def tiny_llm(chat_template=None):
-    """A tiny random Llama (hidden 16) with a word-level tokenizer over the templates and targets.
-
-    ``initializer_range=0.5`` makes the random LLM sensitive enough to its input
-    that the soft prompt can steer it (with 0.02 its output hardly depends on it).
-    """
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
+    """A tiny random Llama over the templates' and targets' words; ``initializer_range=0.5`` makes it
+    sensitive enough to its input that the soft prompt can steer it (with 0.02 it hardly depends on it)."""
     from backend.llm import freeze
 
-    words = sorted(set(re.findall(r"\w+|[^\w\s]", " ".join(TEMPLATES + tuple(TARGETS) + ("user", "assistant", ":")))))
-    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, **{w: i + 4 for i, w in enumerate(words)}}
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
-    tokenizer.chat_template = chat_template
-    config = LlamaConfig(vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2, bos_token_id=1, eos_token_id=2, pad_token_id=0, initializer_range=0.5)  # fmt: skip
-    torch.manual_seed(1)
-    return freeze(LlamaForCausalLM(config)), tokenizer
+    text = " ".join(TEMPLATES + tuple(TARGETS) + ("user", "assistant", ":"))
+    model, tokenizer = helpers.tiny_llm(text, seed=1, chat_template=chat_template, initializer_range=0.5)
+    return freeze(model), tokenizer
 
 
 # ------------------------------------------------------------------ Q-Former

@@ -2,9 +2,9 @@
 
 import importlib.util
 import json
-import re
 
 import pytest
+from helpers import save_tiny_llm
 import torch
 
 from backend.llm import SOURCE_FILE, LLMError, _cache_matches, load_llm
@@ -75,21 +75,7 @@ def test_templates():
 
 def tiny_llm_folder(tmp_path):
     """A tiny random Llama and a word-level tokenizer saved as a local transformers folder."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    words = sorted(set(re.findall(r"\w+|[^\w\s]", " ".join(TEMPLATES))))
-    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, **{w: i + 4 for i, w in enumerate(words)}}
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
-    config = LlamaConfig(vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2, bos_token_id=1, eos_token_id=2, pad_token_id=0)  # fmt: skip
-    torch.manual_seed(0)
-    folder = tmp_path / "tiny_llm"
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny_llm(tmp_path / "tiny_llm", " ".join(TEMPLATES))
 
 
 def test_load_llm_from_local_folder_is_frozen(tmp_path):

@@ -8,6 +8,7 @@ import re
 
 import numpy as np
 import pytest
+from helpers import save_tiny_llm
 import soundfile as sf
 import torch
 
@@ -86,20 +87,8 @@ def write_corpus(root, n_clips=10):
 
 
 def write_tiny_llm(folder):
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
     text = " ".join(TEMPLATES) + " " + " ".join(f"A The man woman is looks very speaks with raised brows {e} eyebrows lifted" for e in EMOTIONS)
-    words = sorted(set(re.findall(r"\w+|[^\w\s]", text)))
-    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, **{w: i + 4 for i, w in enumerate(words)}}
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
-    config = LlamaConfig(vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2, bos_token_id=1, eos_token_id=2, pad_token_id=0)  # fmt: skip
-    torch.manual_seed(1)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    save_tiny_llm(folder, text, seed=1)
 
 
 @pytest.fixture(scope="module")
