@@ -107,7 +107,7 @@ def time_clip(pipe: Pipeline, seconds: float, repeats: int) -> dict:
     best: dict[str, float] = {}
     memory: dict[str, float] = {}
     for _ in range(repeats):
-        pipe._features.clear()
+        pipe.clear_cache()
         timings: dict[str, float] = {}
         with PeakMemory(pipe.device) as mem:
             pipe.features(audio, timings)

@@ -140,6 +140,13 @@ class Pipeline:
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
         return out
 
+    def is_cached(self, audio: Audio) -> bool:
+        """Whether this audio's speech features are cached (Regenerate will skip the encoders)."""
+        return audio.sha1 in self._features
+
+    def clear_cache(self) -> None:
+        self._features.clear()
+
     def features(self, audio: Audio, timings: dict | None = None) -> dict[str, torch.Tensor]:
         """Speech features at the motion frame rate, cached by the audio's hash:
         'style' (1, T, D1) for stage 1, 'content' (1, T, D2) for stage 2."""

@@ -155,7 +155,7 @@ class Server:
             raise RequestError("bad_request", f"unknown request type '{kind}'")
         pipe = self.load_pipeline(progress)
         audio = self.audio(request)
-        cached = audio.sha1 in pipe._features
+        cached = pipe.is_cached(audio)
         if kind == "analyze":
             text = pipe.analyze(audio, progress)
             return {"instruction": text, "timings": pipe.last_timings, "features_cached": cached}
