@@ -59,6 +59,15 @@ class Alignment:
     warnings: list[str] = field(default_factory=list)
 
 
+def phone_at_frames(phones: list[Segment], n_frames: int, fps: float) -> np.ndarray:
+    """(T,) index of the phone holding each frame time t / fps, -1 outside every phone."""
+    times = np.arange(n_frames) / fps
+    owner = np.full(n_frames, -1, dtype=np.int64)
+    for i, p in enumerate(phones):
+        owner[(times >= p.start) & (times < p.end)] = i
+    return owner
+
+
 def align(samples: np.ndarray, transcript: str) -> list[Segment]:
     """Phone segments of 16 kHz mono ``samples`` speaking ``transcript``."""
     return align_full(samples, transcript).phones

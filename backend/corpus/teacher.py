@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..align import BILABIALS, SILENCE, VOWELS, Segment
+from ..align import BILABIALS, SILENCE, VOWELS, Segment, phone_at_frames
 from ..head.components import EXPRESSION_INDEX, N_EXPRESSION
 from ..motion import Motion
 from .prosody import Contours, contours
@@ -84,10 +84,7 @@ def _dominance(label: str) -> tuple[float, float, float]:
 
 def frame_owners(phones: list[Segment], n_frames: int, fps: float) -> np.ndarray:
     """(T,) index of the phone each frame belongs to; every bilabial and vowel gets at least one frame."""
-    times = np.arange(n_frames) / fps
-    owner = np.full(n_frames, -1, dtype=np.int64)
-    for i, p in enumerate(phones):
-        owner[(times >= p.start) & (times < p.end)] = i
+    owner = phone_at_frames(phones, n_frames, fps)
     counts = np.bincount(owner[owner >= 0], minlength=len(phones))
     # bilabials first, then vowels: a bilabial never loses its only frame
     for group in (BILABIALS, VOWELS):

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..align import BILABIALS, SILENCE, VOWELS, Segment
+from ..align import BILABIALS, SILENCE, VOWELS, Segment, phone_at_frames
 
 TOLERANCE_S = 0.040  # bilabial events and closures match when at most this far apart
 
@@ -128,15 +128,6 @@ def bilabial_events(phones: list[Segment]) -> list[Interval]:
     return events
 
 
-def _frame_phone(phones: list[Segment], n_frames: int, fps: float) -> np.ndarray:
-    """(T,) index of the phone holding each frame time t / fps, -1 outside every phone."""
-    times = np.arange(n_frames) / fps
-    owner = np.full(n_frames, -1, dtype=np.int64)
-    for i, p in enumerate(phones):
-        owner[(times >= p.start) & (times < p.end)] = i
-    return owner
-
-
 def closure_intervals(closed: np.ndarray, fps: float, phones: list[Segment]) -> list[Interval]:
     """Runs of closed frames, cut where the frame's phone changes; runs inside silence are left out.
 
@@ -146,7 +137,7 @@ def closure_intervals(closed: np.ndarray, fps: float, phones: list[Segment]) -> 
     cover every bilabial.
     """
     closed = np.asarray(closed, dtype=bool)
-    owner = _frame_phone(phones, len(closed), fps)
+    owner = phone_at_frames(phones, len(closed), fps)
     silent = np.array([owner[t] < 0 or phones[owner[t]].label == SILENCE for t in range(len(closed))], dtype=bool)
     out: list[Interval] = []
     t = 0
