@@ -16,8 +16,9 @@ import json
 import logging
 import sys
 
-# Errors a user can cause; the CLI prints them as one clear line and exits with 2.
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, RuntimeError)
+# Errors a user can cause (bad input, missing models; the project's error types derive from
+# these); the CLI prints them as one clear line and exits with 2. With -v the traceback shows.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, RuntimeError)
 
 
 def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
@@ -151,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
         return args.func(args)
     except USER_ERRORS as exc:
+        if args.verbose:
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
