@@ -14,3 +14,11 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)
+
+
+def autocast(device: torch.device):
+    """Mixed precision for the big frozen forward passes: bf16 where the hardware has it
+    (recent CUDA GPUs, CPUs with AVX512-BF16/AMX), fp16 on older GPUs, else off."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=torch.ops.mkldnn._is_mkldnn_bf16_supported())

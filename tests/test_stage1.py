@@ -102,6 +102,21 @@ def test_contrastive_loss_treats_repeated_instructions_as_positives():
     assert torch.allclose(qformer.contrastive_loss(out, text), qformer.contrastive_loss(out[[1, 0, 3, 2]], text))
 
 
+def test_contrastive_loss_leaves_same_group_items_out_of_the_negatives():
+    torch.manual_seed(0)
+    qformer = QFormer(tiny_qformer_config()).eval()
+    out, text = qformer(torch.randn(4, 10, 12)), torch.randn(4, 10)
+    plain = qformer.contrastive_loss(out, text)
+    # one group for all: every item is its own only candidate, nothing is left to push apart
+    assert qformer.contrastive_loss(out, text, torch.zeros(4, dtype=torch.long)) < 1e-4 < plain
+    # distinct groups: the plain loss
+    assert torch.allclose(qformer.contrastive_loss(out, text, torch.arange(4)), plain)
+    two = qformer.contrastive_loss(out, text, torch.tensor([0, 0, 1, 1]))
+    assert torch.isfinite(two) and 0 < two < plain
+    with pytest.raises(ValueError, match="group"):
+        qformer.contrastive_loss(out, text, torch.zeros(3, dtype=torch.long))
+
+
 # ------------------------------------------------------------- projection + LLM
 
 
@@ -122,6 +137,23 @@ def test_prompt_layout_and_labels():
         bos = llm.get_input_embeddings().weight[tokenizer.bos_token_id]
         assert torch.equal(inputs[b, -n], bos)
         assert torch.allclose(inputs[b, -n + 1 : -n + 5], stage1.instructor.proj(query_out[b]))
+
+
+def test_learned_prefix_goes_before_the_soft_prompt_and_trains_with_the_projection():
+    llm, tokenizer = tiny_llm()
+    torch.manual_seed(0)
+    stage1 = Stage1(Stage1Config(qformer=tiny_qformer_config(), instructor=InstructorConfig(hidden=16, llm_dim=16, n_prefix=3)))
+    stage1.set_phase("projection")
+    query_out = stage1.qformer(torch.randn(2, 10, 12))
+    batch = stage1.instructor.build_inputs(query_out, [0, 0], tokenizer, llm, targets=TARGETS)
+    answer = tokenizer(TARGETS[0], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    _, after = stage1.instructor.prompt_ids(tokenizer, TEMPLATES[0])
+    n = 1 + 3 + 4 + len(after) + len(answer)  # BOS + prefix + soft prompt + template + answer
+    assert batch["attention_mask"][0].sum() == n and batch["labels"][0, -len(answer):].tolist() == answer
+    assert torch.allclose(batch["inputs_embeds"][0, -n + 1 : -n + 4], stage1.instructor.prefix)
+    assert torch.allclose(batch["inputs_embeds"][0, -n + 4 : -n + 8], stage1.instructor.proj(query_out[0]))
+    stage1.instructor.loss(query_out, [0, 1], TARGETS, tokenizer, llm).backward()
+    assert stage1.instructor.prefix.grad is not None and stage1.instructor.prefix.grad.abs().sum() > 0
 
 
 def test_chat_template_puts_the_soft_prompt_in_the_user_turn():

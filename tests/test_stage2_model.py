@@ -165,3 +165,40 @@ def test_untrained_checkpoint_is_marked_and_refused(tmp_path):
     assert extra["trained"] is False
     with pytest.raises(CheckpointError):
         load_stage2(path, require_trained=True)
+
+
+def test_closure_weight_raises_the_cost_of_mouth_errors_on_bilabial_frames():
+    torch.manual_seed(0)
+    model = Stage2(tiny_config(closure_weight=3.0)).eval()
+    C = model.config.motion_dim
+    batch = {"speech": torch.randn(2, 20, model.config.speech_dim), "motion": torch.randn(2, 20, C)}
+    plain = model.losses(batch, phase="talking", generator=torch.Generator().manual_seed(0))
+    flagged = {**batch, "bilabial": torch.zeros(2, 20, dtype=torch.bool)}
+    same = model.losses(flagged, phase="talking", generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(plain["total"], same["total"])
+    flagged["bilabial"][:, 5:10] = True
+    heavier = model.losses(flagged, phase="talking", generator=torch.Generator().manual_seed(0))
+    assert heavier["recon"] > plain["recon"]
+    off = Stage2(tiny_config(closure_weight=0.0)).eval()
+    off.load_state_dict(model.state_dict())
+    assert torch.allclose(off.losses(flagged, phase="talking", generator=torch.Generator().manual_seed(0))["total"], plain["total"])
+
+
+
+def test_instruction_bank_reads_new_wording_as_a_mix_of_training_sentences():
+    torch.manual_seed(0)
+    model = Stage2(tiny_config(bank_size=6, bank_k=2, bank_temperature=0.01)).eval()
+    with pytest.raises(ValueError, match="never filled"):
+        model.instruction(torch.randn(1, model.config.text_dim))
+    bank = torch.nn.functional.normalize(torch.randn(6, model.config.text_dim), dim=-1)
+    model.instruction.set_bank(bank * 3.0)  # stored unit length
+    assert torch.allclose(model.instruction.bank, bank)
+    # a bank sentence reads as itself; a new one as a mix of its two nearest
+    assert torch.allclose(model.instruction.read(bank[:1]), bank[:1], atol=1e-4)
+    new = bank[2] + 0.9 * bank[4]
+    mix = model.instruction.read(new[None])[0]
+    weights = torch.linalg.lstsq(bank[[2, 4]].T, mix[:, None]).solution[:, 0]
+    assert torch.allclose(weights.sum(), torch.tensor(1.0), atol=1e-4) and (weights > 0).all()
+    assert torch.allclose(bank[[2, 4]].T @ weights, mix, atol=1e-4)
+    with pytest.raises(ValueError, match="bank"):
+        model.instruction.set_bank(torch.randn(5, model.config.text_dim))

@@ -21,7 +21,8 @@ from backend.speech.base import SpeechEncoder
 from backend.templates import TEMPLATES
 from backend.train import main
 from backend.train.cache import build_speech_cache, build_text_cache, phrasings, speech_cache_path, text_cache_path
-from backend.train.data import augment_text, window_batch, Clip
+from backend.corpus.dataset import ClipRecord
+from backend.train.data import TrainData, augment_text, bilabial_frames, window_batch, Clip
 
 EMOTIONS = ("happy", "sad", "angry", "neutral")
 KIND = "tiny-test"  # speech encoder kind of the prebuilt cache: the real encoder never loads
@@ -196,6 +197,32 @@ def test_window_batch_takes_reference_frames_outside_the_window():
     refs = set(batch["ref_motion"][0, :, 0].tolist())
     assert not window & refs and not batch["ref_mask"][0].any()
     assert batch["mask"][1, 30:].all() and not batch["mask"][1, :30].any()  # the short clip is padded
+
+
+def test_bilabial_frames_follow_the_alignment_and_reach_the_batch():
+    phones = [("SIL", 0.0, 0.2), ("M", 0.2, 0.32), ("AA", 0.32, 0.6), ("P", 0.6, 0.63), ("AH", 0.63, 0.8)]
+    record = ClipRecord("c", None, None, ["x"], phones=phones)
+    frames = bilabial_frames(record, 20)  # 25 fps: frame k at k / 25 s
+    assert frames.dtype == torch.bool and frames.shape == (20,)
+    assert frames[5:8].all() and not frames[:5].any() and not frames[8:15].any()
+    assert frames[15]  # the 30 ms P owns the frame nearest its middle
+    assert bilabial_frames(ClipRecord("c", None, None, ["x"]), 20) is None
+    clip = Clip(record, torch.zeros(20, 8, dtype=torch.float16), torch.zeros(20, 115), torch.zeros(1, 384), ["x"], 0, frames)
+    batch = window_batch([clip], np.random.default_rng(0), 20, 20, 4)
+    assert torch.equal(batch["bilabial"][0], frames)
+
+
+def test_balanced_sampling_draws_each_source_equally():
+    def clip(source):
+        return Clip(ClipRecord("c", None, None, ["x"], meta={"source": source}), torch.zeros(2, 8), torch.zeros(2, 115),
+                    torch.zeros(1, 384), ["x"], 0)
+
+    data = TrainData([clip("espeak") for _ in range(90)] + [clip("recording") for _ in range(10)])
+    rng = np.random.default_rng(0)
+    share = np.mean([c.record.meta["source"] == "recording" for _ in range(200) for c in data.sample(rng, 8, balance_sources=True)])
+    assert 0.4 < share < 0.6
+    plain = np.mean([c.record.meta["source"] == "recording" for _ in range(200) for c in data.sample(rng, 8)])
+    assert plain < 0.2
 
 
 def test_qformer_loss_stays_finite_for_large_batches_with_repeated_clips():

@@ -1,6 +1,12 @@
 """Instruction path: MiniLM sentence embedding -> aligned feature c, and the
 contrastive instruction-style alignment of the paper (eq. 7).
 
+With a sentence bank (``bank_size`` > 0), an instruction is first read as a
+weighted mix of its nearest training sentences (cosine, softmax over the top
+``bank_k``). A training sentence stays close to itself; wording the corpus
+never used ("she's about to blow her top") lands among the training sentences
+MiniLM finds nearest, instead of somewhere the MLP never saw.
+
 ``encode`` gives c, the condition of the diffusion prior. For the contrastive loss,
 c and the style embedding are each projected into a shared space (F_ci^i, F_ci^s)
 and compared by cosine similarity over the batch, CLIP-style, in both directions.
@@ -26,13 +32,16 @@ class InstructionConfig:
     temperature: float = 0.07
     learn_temperature: bool = True
     dropout: float = 0.1
+    bank_size: int = 0
+    bank_k: int = 16
+    bank_temperature: float = 0.03
 
 
 class InstructionEncoder(nn.Module):
     def __init__(self, config: InstructionConfig):
         super().__init__()
-        if config.temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {config.temperature}")
+        if config.temperature <= 0 or config.bank_temperature <= 0:
+            raise ValueError(f"temperatures must be positive, got {config.temperature} and {config.bank_temperature}")
         self.config = config
         self.mlp = nn.Sequential(
             nn.LayerNorm(config.text_dim),
@@ -48,11 +57,34 @@ class InstructionEncoder(nn.Module):
             self.log_scale = nn.Parameter(log_scale)
         else:
             self.register_buffer("log_scale", log_scale)
+        if config.bank_size:
+            self.register_buffer("bank", torch.zeros(config.bank_size, config.text_dim))  # unit rows once filled
+        else:
+            self.bank = None
+
+    def set_bank(self, sentences: torch.Tensor) -> None:
+        """Fill the bank with (bank_size, text_dim) sentence embeddings of the training instructions."""
+        if self.bank is None or sentences.shape != self.bank.shape:
+            shape = None if self.bank is None else tuple(self.bank.shape)
+            raise ValueError(f"bank takes embeddings of shape {shape}, got {tuple(sentences.shape)}")
+        with torch.no_grad():
+            self.bank.copy_(F.normalize(sentences.float(), dim=-1))
+
+    def read(self, text_emb: torch.Tensor) -> torch.Tensor:
+        """(B, text_dim) -> the softmax-weighted mix of the nearest bank sentences (B, text_dim)."""
+        if not bool(self.bank[0].any()):
+            raise ValueError("the instruction bank was never filled: call set_bank before use")
+        sim = F.normalize(text_emb, dim=-1) @ self.bank.t()                   # (B, N)
+        top = sim.topk(min(self.config.bank_k, len(self.bank)), dim=-1)        # (B, k)
+        weight = torch.softmax(top.values / self.config.bank_temperature, dim=-1)
+        return (weight.unsqueeze(-1) * self.bank[top.indices]).sum(dim=1)    # (B, text_dim)
 
     def forward(self, text_emb: torch.Tensor) -> torch.Tensor:
         """text_emb (B, text_dim) -> aligned instruction feature c (B, cond_dim)."""
         if text_emb.shape[-1] != self.config.text_dim:
             raise ValueError(f"text embedding has {text_emb.shape[-1]} channels, expected {self.config.text_dim}")
+        if self.bank is not None:
+            text_emb = self.read(text_emb)
         return self.mlp(text_emb)
 
     def contrastive_loss(self, c: torch.Tensor, style: torch.Tensor, group: torch.Tensor | None = None) -> torch.Tensor:

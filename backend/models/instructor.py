@@ -1,6 +1,6 @@
 """Stage 1: Q-Former audio embedding -> soft prompt -> frozen LLM -> instruction (Sec. III-C).
 
-The LLM input is ``[BOS] + audio soft prompt + instruction template`` (inside
+The LLM input is ``[BOS] + (learned prefix) + audio soft prompt + instruction template`` (inside
 the user turn of the chat template when the tokenizer has one). The soft
 prompt is a ``Linear`` from the Q-Former's hidden size into the LLM's input
 embedding space, reached only through Hugging Face's generic accessors
@@ -37,6 +37,7 @@ class InstructorConfig:
     llm_dim: int = 576  # llm.get_input_embeddings().embedding_dim (SmolLM2-135M: 576)
     use_chat_template: bool = True
     max_new_tokens: int = 48
+    n_prefix: int = 0  # learned prompt vectors before the audio soft prompt (trained with the projection)
 
 
 def first_sentence(text: str) -> str:
@@ -53,6 +54,7 @@ class Instructor(nn.Module):
         super().__init__()
         self.config = config
         self.proj = nn.Linear(config.hidden, config.llm_dim)
+        self.prefix = nn.Parameter(torch.randn(config.n_prefix, config.llm_dim) * 0.02) if config.n_prefix else None
 
     def prompt_ids(self, tokenizer, template: str) -> tuple[list[int], list[int]]:
         """Token ids before and after the soft prompt for one template."""
@@ -85,7 +87,10 @@ class Instructor(nn.Module):
             if not 0 <= t < len(TEMPLATES):
                 raise ValueError(f"template id must be in [0, {len(TEMPLATES) - 1}], got {t}")
         device = embed.weight.device
-        soft = self.proj(query_out.to(self.proj.weight.dtype)).to(embed.weight.dtype)  # (B, Q, E)
+        soft = self.proj(query_out.to(self.proj.weight.dtype))  # (B, Q, E)
+        if self.prefix is not None:
+            soft = torch.cat([self.prefix.expand(B, -1, -1).to(soft.dtype), soft], dim=1)  # (B, P + Q, E)
+        soft = soft.to(embed.weight.dtype)
         rows, labels = [], []
         for b in range(B):
             before, after = self.prompt_ids(tokenizer, TEMPLATES[template_ids[b]])

@@ -102,11 +102,13 @@ class QFormer(nn.Module):
         """MiniLM sentence embeddings, projected, unit length: (B, text_dim) -> (B, E)."""
         return F.normalize(self.text_proj(text), dim=-1)
 
-    def contrastive_loss(self, query_out: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    def contrastive_loss(self, query_out: torch.Tensor, text: torch.Tensor, group: torch.Tensor | None = None) -> torch.Tensor:
         """Symmetric InfoNCE between audio and instruction embeddings (eq. 6, both directions).
 
         Items whose instructions are identical count as positives of each other,
         so a batch with repeated instructions does not push true matches apart.
+        ``group`` (B,) optional labels (e.g. the emotion): other items of the same
+        group are left out of the negatives.
         """
         if query_out.shape[0] != text.shape[0]:
             raise ValueError("audio and text batches differ in size")
@@ -117,4 +119,9 @@ class QFormer(nn.Module):
         text32 = text.float()
         same = torch.cdist(text32, text32, compute_mode="donot_use_mm_for_euclid_dist") < 1e-4  # (B, B) identical instructions (the mm path is not exact for B > 25)
         targets = same.float() / same.float().sum(dim=1, keepdim=True)  # (B, B), rows sum to 1
+        if group is not None:
+            if group.shape != logits.shape[:1]:
+                raise ValueError(f"group must have shape ({logits.shape[0]},), got {tuple(group.shape)}")
+            shared = (group[:, None] == group[None, :]) & ~same  # (B, B)
+            logits = logits.masked_fill(shared, -1e4)  # finite: a zero target times -inf would be nan
         return 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets))  # same is symmetric

@@ -52,6 +52,9 @@ class Stage2Config:
     style_heads: int = 4
     # instruction path
     instr_hidden: int = 256
+    bank_size: int = 0              # training sentences kept to read instructions by (0: none)
+    bank_k: int = 16
+    bank_temperature: float = 0.03
     cond_dim: int = 128
     proj_dim: int = 128
     temperature: float = 0.07
@@ -68,6 +71,7 @@ class Stage2Config:
     # losses
     velocity_weight: float = 1.0
     lip_weight: float = 2.0         # extra weight on lower-face expression channels and the jaw
+    closure_weight: float = 0.0     # lower-face and jaw weight is (1 + this) on bilabial frames
     diffusion_weight: float = 30.0  # lambda^{i2s}, eq. 9
 
     @property
@@ -89,7 +93,7 @@ class Stage2Config:
     def instruction(self) -> InstructionConfig:
         return InstructionConfig(
             self.text_dim, self.instr_hidden, self.cond_dim, self.style_dim, self.proj_dim,
-            self.temperature, self.learn_temperature, self.dropout,
+            self.temperature, self.learn_temperature, self.dropout, self.bank_size, self.bank_k, self.bank_temperature,
         )
 
     def prior(self) -> PriorConfig:
@@ -143,6 +147,10 @@ class Stage2(nn.Module):
         weight[lower_face_indices(config.n_expression)] = config.lip_weight
         weight[motion_slices(config.n_expression)["jaw_pose"]] = config.lip_weight
         self.register_buffer("channel_weight", weight / weight.mean(), persistent=False)
+        mouth = torch.zeros(C)
+        mouth[lower_face_indices(config.n_expression)] = 1.0
+        mouth[motion_slices(config.n_expression)["jaw_pose"]] = 1.0
+        self.register_buffer("mouth_channels", mouth, persistent=False)
         self.phase: str | None = None  # set by set_phase; None = nothing frozen
 
     # ---- normalisation -------------------------------------------------------------
@@ -224,9 +232,10 @@ class Stage2(nn.Module):
         """Named losses of a phase (the one set by set_phase by default); 'total' is the one to minimise.
 
         'talking' batch: speech (B, T, D_speech), motion (B, T, C) raw, optional mask (B, T),
-            optional ref_motion (B, S, C) raw + ref_mask (B, S). Without ref_motion, S frames
-            are drawn from motion itself (pass frames from outside the training window to
-            follow the paper more closely).
+            optional bilabial (B, T) bool (frames weighted by ``closure_weight``), optional
+            ref_motion (B, S, C) raw + ref_mask (B, S). Without ref_motion, S frames are drawn
+            from motion itself (pass frames from outside the training window to follow the
+            paper more closely).
         'instruction' batch: text_emb (B, text_dim), and either style (B, D_style) precomputed
             with the frozen encoder, or ref_motion (+ ref_mask), or motion (+ mask) to draw
             reference frames from; optional group (B,) int labels for the contrastive loss.
@@ -258,9 +267,14 @@ class Stage2(nn.Module):
         pred = self.generator(self.content(speech, mask), style, mask)        # (B, T, C), normalised
         target = self.normalize(motion)                                       # (B, T, C)
         keep = torch.ones_like(target[..., :1]) if mask is None else (~mask).unsqueeze(-1).to(target.dtype)  # (B, T, 1)
-        recon = masked_mean((pred - target).abs() * self.channel_weight, keep)
+        weight = self.channel_weight.expand_as(target)                        # (B, T, C)
+        if batch.get("bilabial") is not None and self.config.closure_weight > 0:
+            # missing a closure costs more than closing a little early: recall of P/B/M
+            closing = batch["bilabial"].unsqueeze(-1).to(target.dtype) * self.mouth_channels  # (B, T, C)
+            weight = weight * (1.0 + self.config.closure_weight * closing)
+        recon = masked_mean((pred - target).abs() * weight, keep)
         keep_vel = keep[:, 1:] * keep[:, :-1]                                 # (B, T-1, 1)
-        velocity = masked_mean((pred.diff(dim=1) - target.diff(dim=1)).abs() * self.channel_weight, keep_vel)
+        velocity = masked_mean((pred.diff(dim=1) - target.diff(dim=1)).abs() * weight[:, 1:], keep_vel)
         total = recon + self.config.velocity_weight * velocity
         return {"recon": recon, "velocity": velocity, "total": total}
 

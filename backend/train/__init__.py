@@ -11,8 +11,8 @@ phases and writes ``stage1.safetensors`` and ``stage2.safetensors`` into ``--out
 
 Time on the 2-core CPU, otherwise quiet: feature cache ~0.27 s per clip (Whisper
 tiny.en pads every clip to 30 s) + ~250 instruction phrasings/s (MiniLM); training
-~45 min for the default steps (see ``context.DEFAULTS``). ``--budget-minutes`` (default
-50) scales the steps, and each phase stops early at its share of the budget (x1.2) when
+~50 min for the default steps (see ``context.DEFAULTS``). ``--budget-minutes`` (default
+55) scales the steps, and each phase stops early at its share of the budget (x1.2) when
 the machine is busy, keeping its state so that running the command again continues it.
 """
 

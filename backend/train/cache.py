@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from ..corpus.dataset import ClipRecord
 from ..corpus.speech import EMOTIONS
-from .data import FPS, Clip, TrainData, augment_text, load_packed_motion
+from .data import FPS, Clip, TrainData, augment_text, bilabial_frames, load_packed_motion
 
 log = logging.getLogger(__name__)
 SAVE_EVERY_S = 60.0
@@ -122,7 +122,8 @@ def assemble(records: list[ClipRecord], speech: dict, text: dict, n_augment: int
             continue
         texts = phrasings(record, n_augment)
         group = EMOTIONS.index(record.emotion) if record.emotion in EMOTIONS else -(i + 1)
-        clips.append(Clip(record, feats[:T], motion[:T], torch.stack([text[text_key(t)] for t in texts]).float(), texts, group))
+        clips.append(Clip(record, feats[:T], motion[:T], torch.stack([text[text_key(t)] for t in texts]).float(), texts, group,
+                          bilabial_frames(record, T)))
     return clips
 
 

@@ -24,17 +24,17 @@ class PhaseDefaults:
 
 
 # Defaults for the shipped stack. Measured on the 2-core CPU with the machine otherwise
-# quiet (s/step): stage2-prior 0.26, stage2-instruction 0.04, stage1-qformer 0.11,
-# stage1-projection 1.7 (SmolLM2-135M forward + backward, ~45 tokens x 8). Planned:
-# 13 + 2 + 5.5 + 23 min, ~45 min with loading and validation; heavy load from other
-# work can make steps several times slower, so each phase also stops at its time share.
+# quiet (s/step): stage2-prior 0.23, stage2-instruction 0.04, stage1-qformer 0.11,
+# stage1-projection 1.15 (SmolLM2-135M forward + backward in bf16, ~50 tokens x 8).
+# Planned: 13.5 + 2 + 5.5 + 27 min, ~50 min with loading and validation; heavy load from
+# other work can make steps several times slower, so each phase also stops at its time share.
 DEFAULTS = {
-    "stage2-prior": PhaseDefaults(steps=3000, batch_size=16, lr=5e-4),
+    "stage2-prior": PhaseDefaults(steps=3500, batch_size=16, lr=5e-4),
     "stage2-instruction": PhaseDefaults(steps=3000, batch_size=64, lr=5e-4),
     "stage1-qformer": PhaseDefaults(steps=3000, batch_size=32, lr=3e-4),
-    "stage1-projection": PhaseDefaults(steps=800, batch_size=8, lr=3e-3),
+    "stage1-projection": PhaseDefaults(steps=1400, batch_size=8, lr=3e-3),
 }
-DEFAULT_BUDGET_MINUTES = 50.0  # training time planned for the default steps (feature cache not included)
+DEFAULT_BUDGET_MINUTES = 55.0  # training time planned for the default steps (feature cache not included)
 TIME_SLACK = 1.2  # a phase may run this much past its share before it stops (its state is kept)
 TIME_SHARE = {"stage2-prior": 0.3, "stage2-instruction": 0.06, "stage1-qformer": 0.14, "stage1-projection": 0.5}
 

@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..align import BILABIALS, Segment
 from ..corpus.dataset import ClipRecord, DatasetError, load_corpus, load_real_layout
+from ..corpus.teacher import frame_owners
 from ..motion import resample
 from ..models.stage2 import pack_motion
 
@@ -80,6 +82,7 @@ class Clip:
     text_emb: torch.Tensor      # (P, 384) one row per instruction phrasing (augmented copies included)
     texts: list[str]            # the phrasings behind text_emb rows
     group: int                  # emotion index (-1 unknown): same-group clips are not negatives
+    bilabial: torch.Tensor | None = None  # (T,) bool, frames of P/B/M phones (None: no alignment)
 
 
 class TrainData:
@@ -105,10 +108,16 @@ class TrainData:
         frames = torch.cat([c.motion for c in self.clips])  # (N, C)
         return frames.mean(dim=0), frames.std(dim=0)
 
-    def sample(self, rng: np.random.Generator, batch_size: int) -> list[Clip]:
-        """``batch_size`` distinct clips when there are enough, else with repeats."""
+    def sample(self, rng: np.random.Generator, batch_size: int, balance_sources: bool = False) -> list[Clip]:
+        """``batch_size`` distinct clips when there are enough, else with repeats. With
+        ``balance_sources``, each source (synthetic speech, recordings, ...) is drawn equally often."""
         n = len(self.clips)
-        idx = rng.choice(n, size=batch_size, replace=batch_size > n)
+        p = None
+        if balance_sources:
+            sources = [c.record.meta.get("source", "") if c.record is not None else "" for c in self.clips]
+            counts = {s: sources.count(s) for s in set(sources)}
+            p = np.array([1.0 / (counts[s] * len(counts)) for s in sources])
+        idx = rng.choice(n, size=batch_size, replace=batch_size > n, p=p)
         return [self.clips[i] for i in idx]
 
 
@@ -128,13 +137,15 @@ def window_batch(clips: list[Clip], rng: np.random.Generator, min_frames: int, m
     """Random windows of ``min_frames..max_frames`` frames (one length per batch) for the talking prior.
 
     Returns the Stage2 'talking' batch: speech (B, T, D), motion (B, T, C), mask (B, T) True = padded,
-    and ref_motion (B, S, C) + ref_mask (B, S): frames drawn from the whole clip outside the window
-    when the clip is long enough (the paper leaves the predicted frames out), else from the whole clip.
+    bilabial (B, T) True on P/B/M frames, and ref_motion (B, S, C) + ref_mask (B, S): frames drawn from
+    the whole clip outside the window when the clip is long enough (the paper leaves the predicted
+    frames out), else from the whole clip.
     """
     length = int(rng.integers(min_frames, max_frames + 1))
     B, D, C = len(clips), clips[0].speech.shape[-1], clips[0].motion.shape[-1]
     speech, motion = torch.zeros(B, length, D), torch.zeros(B, length, C)
     mask = torch.ones(B, length, dtype=torch.bool)
+    bilabial = torch.zeros(B, length, dtype=torch.bool)
     ref, ref_mask = torch.zeros(B, n_ref, C), torch.ones(B, n_ref, dtype=torch.bool)
     for b, clip in enumerate(clips):
         T = clip.motion.shape[0]
@@ -143,12 +154,24 @@ def window_batch(clips: list[Clip], rng: np.random.Generator, min_frames: int, m
         speech[b, :n] = clip.speech[start:start + n].float()
         motion[b, :n] = clip.motion[start:start + n]
         mask[b, :n] = False
+        if clip.bilabial is not None:
+            bilabial[b, :n] = clip.bilabial[start:start + n]
         outside = np.r_[0:start, start + n:T]
         pool = outside if len(outside) >= n_ref // 2 else np.arange(T)
         pick = rng.choice(pool, size=min(n_ref, len(pool)), replace=False)
         ref[b, :len(pick)] = clip.motion[torch.from_numpy(np.sort(pick))]
         ref_mask[b, :len(pick)] = False
-    return {"speech": speech, "motion": motion, "mask": mask, "ref_motion": ref, "ref_mask": ref_mask}
+    return {"speech": speech, "motion": motion, "mask": mask, "bilabial": bilabial, "ref_motion": ref, "ref_mask": ref_mask}
+
+
+def bilabial_frames(record: ClipRecord, n_frames: int) -> torch.Tensor | None:
+    """(T,) True on the frames the teacher gives to a P, B or M phone; None without an alignment."""
+    if not record.phones:
+        return None
+    phones = [Segment(label, start, end) for label, start, end in record.phones]
+    owner = frame_owners(phones, n_frames, FPS)  # (T,)
+    labels = np.array([p.label in BILABIALS for p in phones] + [False])  # index -1: no phone
+    return torch.from_numpy(labels[owner])
 
 
 def reference_frames(clip: Clip, rng: np.random.Generator, n_ref: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,14 +1,19 @@
 """Phase stage2-instruction: instruction MLP + diffusion prior, L_cont + 30 L_diff (eq. 7-9).
 
 The talking prior is frozen. Each clip's style embedding is computed once, from a few
-independent draws of reference frames, so a step touches no motion at all.
+independent draws of reference frames, so a step touches no motion at all. The
+instruction path gets a bank of training phrasings to read instructions by
+(``InstructionEncoder.read``), kept in the checkpoint.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 
+from ..models.instruction import InstructionEncoder
 from ..models.stage2 import Stage2, load_stage2, save_stage2
 from .context import Context
 from .data import TrainData, reference_frames
@@ -17,6 +22,7 @@ from .prior import NAME as PRIOR
 
 NAME = "stage2-instruction"
 STYLE_DRAWS = 4  # reference-frame draws per clip
+BANK_SIZE = 4096  # training phrasings kept in the checkpoint to read instructions by (6 MB)
 
 
 @torch.no_grad()
@@ -36,6 +42,17 @@ def load_prior(ctx: Context) -> Stage2:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: run `python -m backend train {PRIOR}` first (same --run)")
     model, _ = load_stage2(path)
+    return model
+
+
+def with_bank(model: Stage2, data: TrainData, size: int, seed: int) -> Stage2:
+    """A fresh instruction path with a bank of up to ``size`` training phrasings (the path is untrained
+    at this point: only the talking prior's weights are kept)."""
+    sentences = torch.cat([c.text_emb for c in data.clips])  # (P, 384)
+    pick = np.random.default_rng(seed).choice(len(sentences), size=min(size, len(sentences)), replace=False)
+    model.config = replace(model.config, bank_size=len(pick))
+    model.instruction = InstructionEncoder(model.config.instruction()).to(model.motion_mean.device)
+    model.instruction.set_bank(sentences[torch.from_numpy(np.sort(pick))])
     return model
 
 
@@ -68,7 +85,11 @@ def validate(ctx: Context, model: Stage2, train_styles: torch.Tensor) -> dict:
 def train_instruction(ctx: Context) -> dict:
     steps, batch_size, lr, limit = ctx.options.phase(NAME)
     train, _ = ctx.data()
-    model = load_prior(ctx).to(ctx.device)
+    bank_size = int(ctx.options.stage2_config.get("bank_size", BANK_SIZE))
+    model = load_prior(ctx)
+    if bank_size:
+        model = with_bank(model, train, bank_size, ctx.options.seed)
+    model = model.to(ctx.device)
     model.set_phase("instruction")
     model.train()
     styles = clip_styles(model, train, STYLE_DRAWS, ctx.options.seed, ctx.device)  # (N, K, D)

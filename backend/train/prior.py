@@ -18,6 +18,7 @@ from .loop import LoopConfig, log_line, run_loop
 
 NAME = "stage2-prior"
 MIN_FRAMES, MAX_FRAMES = 50, 100  # 2-4 s at 25 fps
+CLOSURE_WEIGHT = 3.0  # mouth channels on P/B/M frames weigh 4x: missed closures were the main lip-sync error
 
 
 def to_device(batch: dict, device) -> dict:
@@ -26,7 +27,7 @@ def to_device(batch: dict, device) -> dict:
 
 def build_model(ctx: Context) -> Stage2:
     train, _ = ctx.data()
-    base = {"n_expression": train.motion_dim - N_POSE_CHANNELS, "speech_dim": train.speech_dim}
+    base = {"n_expression": train.motion_dim - N_POSE_CHANNELS, "speech_dim": train.speech_dim, "closure_weight": CLOSURE_WEIGHT}
     model = Stage2(Stage2Config(**{**base, **ctx.options.stage2_config}))
     model.set_motion_stats(*train.motion_stats())
     return model
@@ -55,7 +56,7 @@ def train_prior(ctx: Context) -> dict:
     n_ref = model.config.n_ref_frames
 
     def step(rng: np.random.Generator) -> dict:
-        batch = window_batch(train.sample(rng, batch_size), rng, MIN_FRAMES, MAX_FRAMES, n_ref)
+        batch = window_batch(train.sample(rng, batch_size, balance_sources=True), rng, MIN_FRAMES, MAX_FRAMES, n_ref)
         return model.losses(to_device(batch, ctx.device))
 
     rng = np.random.default_rng([ctx.options.seed, 1])

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..corpus.instructions import EMOTION_WORDS
+from ..device import autocast
 from ..models.checkpoint import load_checkpoint
 from ..models.instructor import Stage1, Stage1Config, save_stage1
 from ..templates import TEMPLATES
@@ -76,7 +77,8 @@ def train_projection(ctx: Context) -> dict:
             query = model.qformer(*batch_features(clips, ctx.device))  # (B, Q, H), frozen
         targets = [augment_text(str(rng.choice(c.record.instructions)), rng) for c in clips]
         templates = [int(t) for t in rng.integers(0, len(TEMPLATES), len(clips))]
-        return {"total": model.instructor.loss(query, templates, targets, tokenizer, llm)}
+        with autocast(ctx.device):  # the frozen LLM's forward and backward are the whole cost
+            return {"total": model.instructor.loss(query, templates, targets, tokenizer, llm).float()}
 
     params = list(model.instructor.parameters())
     rng = np.random.default_rng([ctx.options.seed, 4])

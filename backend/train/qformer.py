@@ -2,7 +2,8 @@
 
 A clip's speech features are paired with the MiniLM embedding of a random phrasing
 of its instruction (augmented copies included); the other clips of the batch are
-the negatives.
+the negatives, except those of the same emotion (they would teach the Q-Former to
+tell apart wordings the audio cannot carry).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ NAME = "stage1-qformer"
 MAX_FRAMES = 250  # 10 s of features per clip is plenty to hear the speaker's state
 # Small enough that the LLM phase stays cheap on a CPU: 8 queries make an 8-token soft prompt.
 QFORMER_DEFAULTS = {"hidden": 256, "n_queries": 8, "n_layers": 2, "n_heads": 4}
-# No chat template: BOS + soft prompt + template + answer is ~45 tokens instead of ~70.
-INSTRUCTOR_DEFAULTS = {"use_chat_template": False}
+# No chat template: BOS + soft prompt + template + answer is ~45 tokens instead of ~70. Four
+# learned prefix vectors tell the frozen LLM what kind of sentence to write.
+INSTRUCTOR_DEFAULTS = {"use_chat_template": False, "n_prefix": 4}
 
 
 def stage1_config(ctx: Context, llm_dim: int = 576) -> Stage1Config:
@@ -63,8 +65,9 @@ def train_qformer(ctx: Context) -> dict:
     def step(rng: np.random.Generator) -> dict:
         clips = train.sample(rng, batch_size)
         text = torch.stack([c.text_emb[rng.integers(len(c.text_emb))] for c in clips]).to(ctx.device)  # (B, 384)
+        group = torch.tensor([c.group for c in clips], device=ctx.device)                             # (B,)
         query = model.qformer(*batch_features(clips, ctx.device))                                     # (B, Q, H)
-        return {"total": model.qformer.contrastive_loss(query, text)}
+        return {"total": model.qformer.contrastive_loss(query, text, group)}
 
     params = [p for p in model.qformer.parameters()]
     rng = np.random.default_rng([ctx.options.seed, 3])
