@@ -16,9 +16,10 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def autocast(device: torch.device):
-    """Mixed precision for the big frozen forward passes: bf16 where the hardware has it
-    (recent CUDA GPUs, CPUs with AVX512-BF16/AMX), fp16 on older GPUs, else off."""
+def autocast(device: torch.device, cpu_bf16: bool = False):
+    """Mixed precision: bf16 on CUDA GPUs that have it, else fp16; on the CPU, bf16 only when
+    asked (training's frozen LLM) and the CPU has it (AVX512-BF16/AMX), else off."""
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    bf16 = cpu_bf16 and getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)()
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(bf16))

@@ -12,7 +12,6 @@ follow their inputs.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 
 from .audio import Audio
-from .device import resolve_device
+from .device import autocast, resolve_device
 from .models.checkpoint import CheckpointError
 from .models.controls import MotionControls, apply_controls
 from .models.stage2 import load_stage2, unpack_motion
@@ -115,10 +114,7 @@ class Pipeline:
     # ---- helpers ------------------------------------------------------------------
 
     def _autocast(self):
-        if self.device.type != "cuda":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
+        return autocast(self.device)
 
     @property
     def llm(self):

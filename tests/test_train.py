@@ -22,7 +22,7 @@ from backend.templates import TEMPLATES
 from backend.train import main
 from backend.train.cache import build_speech_cache, build_text_cache, phrasings, speech_cache_path, text_cache_path
 from backend.corpus.dataset import ClipRecord
-from backend.train.data import TrainData, augment_text, bilabial_frames, window_batch, Clip
+from backend.train.data import TrainData, augment_text, bilabial_frames, source_of, window_batch, Clip
 
 EMOTIONS = ("happy", "sad", "angry", "neutral")
 KIND = "tiny-test"  # speech encoder kind of the prebuilt cache: the real encoder never loads
@@ -219,7 +219,7 @@ def test_balanced_sampling_draws_each_source_equally():
 
     data = TrainData([clip("espeak") for _ in range(90)] + [clip("recording") for _ in range(10)])
     rng = np.random.default_rng(0)
-    share = np.mean([c.record.meta["source"] == "recording" for _ in range(200) for c in data.sample(rng, 8, balance_sources=True)])
+    share = np.mean([c.record.meta["source"] == "recording" for _ in range(200) for c in data.sample(rng, 8, balance_by=source_of)])
     assert 0.4 < share < 0.6
     plain = np.mean([c.record.meta["source"] == "recording" for _ in range(200) for c in data.sample(rng, 8)])
     assert plain < 0.2

@@ -8,8 +8,10 @@ the MiniLM embeddings of their instruction phrasings. No raw audio is touched.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -108,17 +110,27 @@ class TrainData:
         frames = torch.cat([c.motion for c in self.clips])  # (N, C)
         return frames.mean(dim=0), frames.std(dim=0)
 
-    def sample(self, rng: np.random.Generator, batch_size: int, balance_sources: bool = False) -> list[Clip]:
-        """``batch_size`` distinct clips when there are enough, else with repeats. With
-        ``balance_sources``, each source (synthetic speech, recordings, ...) is drawn equally often."""
+    def sample(self, rng: np.random.Generator, batch_size: int, balance_by: Callable[[Clip], object] | None = None) -> list[Clip]:
+        """``batch_size`` distinct clips when there are enough, else with repeats. With ``balance_by``
+        (e.g. ``source_of``), every value it gives is drawn equally often."""
         n = len(self.clips)
         p = None
-        if balance_sources:
-            sources = [c.record.meta.get("source", "") if c.record is not None else "" for c in self.clips]
-            counts = {s: sources.count(s) for s in set(sources)}
-            p = np.array([1.0 / (counts[s] * len(counts)) for s in sources])
+        if balance_by is not None:
+            keys = [balance_by(c) for c in self.clips]
+            counts = Counter(keys)
+            p = np.array([1.0 / (counts[k] * len(counts)) for k in keys])
         idx = rng.choice(n, size=batch_size, replace=batch_size > n, p=p)
         return [self.clips[i] for i in idx]
+
+
+def source_of(clip: Clip) -> str:
+    """Where a clip's speech comes from ('espeak', 'recording', ... ; '' when unknown)."""
+    return clip.record.meta.get("source", "") if clip.record is not None else ""
+
+
+def emotion_of(clip: Clip) -> int:
+    """The clip's emotion index, -1 for every clip whose emotion is unknown."""
+    return max(clip.group, -1)
 
 
 def pad_speech(clips: list[Clip], max_frames: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,7 +13,7 @@ import torch
 from ..models.controls import N_POSE_CHANNELS
 from ..models.stage2 import Stage2, Stage2Config, save_stage2
 from .context import Context
-from .data import window_batch
+from .data import source_of, window_batch
 from .loop import LoopConfig, log_line, run_loop
 
 NAME = "stage2-prior"
@@ -56,7 +56,7 @@ def train_prior(ctx: Context) -> dict:
     n_ref = model.config.n_ref_frames
 
     def step(rng: np.random.Generator) -> dict:
-        batch = window_batch(train.sample(rng, batch_size, balance_sources=True), rng, MIN_FRAMES, MAX_FRAMES, n_ref)
+        batch = window_batch(train.sample(rng, batch_size, balance_by=source_of), rng, MIN_FRAMES, MAX_FRAMES, n_ref)
         return model.losses(to_device(batch, ctx.device))
 
     rng = np.random.default_rng([ctx.options.seed, 1])

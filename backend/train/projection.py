@@ -17,7 +17,7 @@ from ..models.checkpoint import load_checkpoint
 from ..models.instructor import Stage1, Stage1Config, save_stage1
 from ..templates import TEMPLATES
 from .context import Context
-from .data import augment_text
+from .data import augment_text, emotion_of
 from .loop import LoopConfig, log_line, run_loop
 from .qformer import NAME as QFORMER
 from .qformer import batch_features, stage1_config
@@ -72,12 +72,12 @@ def train_projection(ctx: Context) -> dict:
     model.set_phase("projection")
 
     def step(rng: np.random.Generator) -> dict:
-        clips = train.sample(rng, batch_size)
+        clips = train.sample(rng, batch_size, balance_by=emotion_of)  # else 'neutral' (every recording) dominates
         with torch.no_grad():
             query = model.qformer(*batch_features(clips, ctx.device))  # (B, Q, H), frozen
         targets = [augment_text(str(rng.choice(c.record.instructions)), rng) for c in clips]
         templates = [int(t) for t in rng.integers(0, len(TEMPLATES), len(clips))]
-        with autocast(ctx.device):  # the frozen LLM's forward and backward are the whole cost
+        with autocast(ctx.device, cpu_bf16=True):  # the frozen LLM's forward and backward are the whole cost
             return {"total": model.instructor.loss(query, templates, targets, tokenizer, llm).float()}
 
     params = list(model.instructor.parameters())
