@@ -8,8 +8,8 @@ embedding space, reached only through Hugging Face's generic accessors
 plugs in. Training follows the paper's two phases:
 
 1. ``"contrastive"``: the Q-Former learns eq. 6; nothing else trains.
-2. ``"projection"``: the Q-Former is frozen and only the projection learns the
-   next-token loss on the target instruction (labels -100 over the prompt and
+2. ``"projection"``: the Q-Former is frozen and only the projection (with the
+   learned prefix, when there is one) learns the next-token loss on the target instruction (labels -100 over the prompt and
    the soft-prompt span). The LLM never trains.
 """
 

@@ -1,9 +1,10 @@
 """Phase stage1-projection: the projection into the frozen LLM (Sec. III-C-3).
 
-Q-Former and LLM frozen; only the linear projection learns the next-token loss on a
-random, lightly augmented phrasing of the clip's instruction, after one of the 10
-templates picked at random (labels -100 over the prompt and the soft prompt).
-The LLM forward + backward is the cost here, so prompts stay short (8 queries).
+Q-Former and LLM frozen; only the linear projection and the learned prefix learn the
+next-token loss on a random, lightly augmented phrasing of the clip's instruction,
+after one of the 10 templates picked at random (labels -100 over the prompt and the
+soft prompt). Each emotion is drawn equally often. The LLM forward + backward is the
+cost here (bf16 where the hardware has it), so prompts stay short (8 queries).
 """
 
 from __future__ import annotations
