@@ -26,11 +26,19 @@ class AVITALK_UL_segments(bpy.types.UIList):
         row.prop(item, "instruction", text="", emboss=True)
 
 
-class AVITALK_PT_main(bpy.types.Panel):
-    bl_label = "AVI-Talk"
+class _Sidebar:
+    """Where every AVI-Talk panel lives: the "AVI-Talk" tab of the 3D viewport sidebar."""
     bl_space_type = 'VIEW_3D'
     bl_region_type = 'UI'
     bl_category = "AVI-Talk"
+
+
+class _SubPanel(_Sidebar):
+    bl_parent_id = "AVITALK_PT_main"
+
+
+class AVITALK_PT_main(_Sidebar, bpy.types.Panel):
+    bl_label = "AVI-Talk"
 
     def draw(self, context):
         layout = self.layout
@@ -63,12 +71,8 @@ class AVITALK_PT_main(bpy.types.Panel):
             box.label(text=RUNNER.message, icon='ERROR' if "failed" in RUNNER.message.lower() else 'INFO')
 
 
-class AVITALK_PT_instruction(bpy.types.Panel):
+class AVITALK_PT_instruction(_SubPanel, bpy.types.Panel):
     bl_label = "Instruction"
-    bl_space_type = 'VIEW_3D'
-    bl_region_type = 'UI'
-    bl_category = "AVI-Talk"
-    bl_parent_id = "AVITALK_PT_main"
 
     def draw(self, context):
         layout = self.layout
@@ -88,12 +92,8 @@ class AVITALK_PT_instruction(bpy.types.Panel):
         row.prop(settings, "blinks")
 
 
-class AVITALK_PT_segments(bpy.types.Panel):
+class AVITALK_PT_segments(_SubPanel, bpy.types.Panel):
     bl_label = "Segments"
-    bl_space_type = 'VIEW_3D'
-    bl_region_type = 'UI'
-    bl_category = "AVI-Talk"
-    bl_parent_id = "AVITALK_PT_main"
     bl_options = {'DEFAULT_CLOSED'}
 
     def draw_header(self, context):
@@ -108,12 +108,8 @@ class AVITALK_PT_segments(bpy.types.Panel):
         layout.prop(settings, "blend_seconds")
 
 
-class AVITALK_PT_takes(bpy.types.Panel):
+class AVITALK_PT_takes(_SubPanel, bpy.types.Panel):
     bl_label = "Takes"
-    bl_space_type = 'VIEW_3D'
-    bl_region_type = 'UI'
-    bl_category = "AVI-Talk"
-    bl_parent_id = "AVITALK_PT_main"
 
     def draw(self, context):
         layout = self.layout
@@ -121,7 +117,7 @@ class AVITALK_PT_takes(bpy.types.Panel):
         row = layout.row()
         row.template_list("AVITALK_UL_takes", "", settings, "takes", settings, "take_index", rows=3)
         row.column().operator("avitalk.delete_take", text="", icon='X')
-        if 0 <= settings.take_index < len(settings.takes):
+        if takes.chosen(settings):
             shapes, _ = takes.take_actions(settings.takes[settings.take_index].name)
             if shapes is not None:
                 layout.label(text=str(shapes.get("avitalk_instruction", "")))
@@ -134,12 +130,8 @@ class AVITALK_PT_takes(bpy.types.Panel):
         layout.operator("avitalk.bake", icon='KEYINGSET')
 
 
-class AVITALK_PT_motion_file(bpy.types.Panel):
+class AVITALK_PT_motion_file(_SubPanel, bpy.types.Panel):
     bl_label = "Motion File"
-    bl_space_type = 'VIEW_3D'
-    bl_region_type = 'UI'
-    bl_category = "AVI-Talk"
-    bl_parent_id = "AVITALK_PT_main"
     bl_options = {'DEFAULT_CLOSED'}
 
     def draw(self, context):

@@ -14,6 +14,11 @@ from . import bake, rig
 from .core import decimate, naming, timing
 
 
+def chosen(settings) -> bool:
+    """Whether the Takes list has a take selected."""
+    return 0 <= settings.take_index < len(settings.takes)
+
+
 def take_actions(name: str) -> tuple:
     """The (shapes, pose) actions of a take; either may be None when deleted."""
     return tuple(bpy.data.actions.get(n) for n in naming.action_names(name))

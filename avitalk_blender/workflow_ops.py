@@ -138,7 +138,7 @@ class AVITALK_OT_bake(bpy.types.Operator):
     @classmethod
     def poll(cls, context):
         settings = context.scene.avitalk
-        if not 0 <= settings.take_index < len(settings.takes):
+        if not takes.chosen(settings):
             cls.poll_message_set("generate a take first")
             return False
         return True
@@ -165,7 +165,7 @@ class AVITALK_OT_delete_take(bpy.types.Operator):
     @classmethod
     def poll(cls, context):
         settings = context.scene.avitalk
-        return 0 <= settings.take_index < len(settings.takes)
+        return takes.chosen(settings)
 
     def execute(self, context):
         try:
