@@ -59,6 +59,7 @@ class AVITALK_PT_main(_Sidebar, bpy.types.Panel):
                 row = box.row(align=True)
                 row.prop(settings, "range_start")
                 row.prop(settings, "range_end")
+        box.prop(settings, "dialogue")
 
         box = layout.box()
         if RUNNER.busy:

@@ -70,6 +70,11 @@ class AVITALK_SceneSettings(bpy.types.PropertyGroup):
         name="Instruction",
         description="How the speaker looks and feels; Generate writes it from the audio, edit it and Regenerate",
     )
+    dialogue: bpy.props.StringProperty(
+        name="Dialogue",
+        description="What the line says (optional): times the lip closures on P, B and M; "
+                    "empty: recognised from the audio (English only)",
+    )
     seed: bpy.props.IntProperty(name="Seed", description="Variation of the motion for the same instruction", default=0, min=0)
     intensity: bpy.props.FloatProperty(name="Intensity", default=1.0, min=0.0, soft_max=2.0)
     upper_face: bpy.props.FloatProperty(name="Upper Face", default=1.0, min=0.0, soft_max=2.0)

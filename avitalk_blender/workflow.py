@@ -103,7 +103,8 @@ def start(context, kind: str, new_variation: bool = False) -> Batch:
     segment_texts, joins = _segments(scene, settings, frame_start, frame_end)
     batch = Batch(kind, path, int(settings.seed), settings.controls(), instruction, segment_texts,
                   tag={"scene": scene.name, "rig": arm_obj.name, "frame_start": frame_start, "frame_end": frame_end,
-                       "joins": joins, "blend_seconds": settings.blend_seconds})
+                       "joins": joins, "blend_seconds": settings.blend_seconds},
+                  dialogue=settings.dialogue)
     RUNNER.session.configure(config_from(context))
     RUNNER.message = ""
     RUNNER.batch = batch
@@ -186,9 +187,12 @@ def apply(batch: Batch) -> str:
         "avitalk_frame_end": batch.tag["frame_end"],
         "avitalk_stage1_ran": batch.stage1_ran,
         "avitalk_features_cached": all(batch.features_cached),
+        "avitalk_dialogue": batch.dialogue,
+        "avitalk_lips": batch.lips.get("source", ""),
         **{f"avitalk_{k}": v for k, v in batch.controls.items()},
     })
-    return f"New take '{name}'"
+    lips = batch.lips_summary()
+    return f"New take '{name}'" + (f"; {lips}" if lips else "")
 
 
 def run_sync(context, kind: str, new_variation: bool = False, timeout: float | None = None) -> str:

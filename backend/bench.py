@@ -2,12 +2,15 @@
 
 Stages: speech features (stage-1 encoder, shared with the content path in the
 default stack), stage 1 (Q-Former + LLM generation), stage-2 prior sampling,
-stage-2 generator; plus Regenerate (stage 2 on cached features) and, where
+stage-2 generator, lip timing (speech recognition + forced alignment for the
+lip seal); plus Regenerate (stage 2 on cached features) and, where
 ``bpy`` is importable, the keyframe bake. With ``--paper-scale`` the paper's
 backbones are built too: parameter counts everywhere, timings on a CUDA GPU.
 
 With no trained weights the default stack is timed on random weights of the
 default size (the report says so): timing depends on shapes, not values.
+The speech is the bundled demo line repeated to length, so speech
+recognition and alignment see real words.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from .audio import load_audio
 from .device import resolve_device
 from .pipeline import Pipeline, PipelineConfig, PipelineError, checkpoint_paths
 
-STAGES = ("speech_features", "stage1", "text_encoder", "stage2_prior", "stage2_generator")
+STAGES = ("speech_features", "stage1", "text_encoder", "stage2_prior", "stage2_generator", "lip_timing")
+DEMO_LINE = Path(__file__).resolve().parents[1] / "assets" / "demo" / "line.wav"
 
 
 class PeakMemory:
@@ -67,6 +71,15 @@ class PeakMemory:
         return False
 
 
+def bench_speech(seconds: float) -> np.ndarray:
+    """``seconds`` of 16 kHz speech: the demo line again and again with 0.3 s pauses (a test signal without it)."""
+    if not DEMO_LINE.is_file():
+        return speech_like(seconds)
+    line = np.concatenate([load_audio(DEMO_LINE).samples, np.zeros(4800, dtype=np.float32)])
+    n = int(seconds * 16000)
+    return np.tile(line, n // len(line) + 1)[:n]
+
+
 def speech_like(seconds: float, seed: int = 0) -> np.ndarray:
     """A 16 kHz test signal with a gliding pitch, harmonics and syllable-rate amplitude."""
     rng = np.random.default_rng(seed)
@@ -102,7 +115,7 @@ def open_pipeline(checkpoint_dir, device: str) -> tuple[Pipeline, bool]:
 
 
 def time_clip(pipe: Pipeline, seconds: float, repeats: int) -> dict:
-    audio = load_audio((speech_like(seconds), 16000))
+    audio = load_audio((bench_speech(seconds), 16000))
     pipe.generate(audio, seed=0)  # warm-up: lazy loads, allocator, kernels
     best: dict[str, float] = {}
     memory: dict[str, float] = {}
@@ -119,7 +132,7 @@ def time_clip(pipe: Pipeline, seconds: float, repeats: int) -> dict:
         with PeakMemory(pipe.device) as mem:
             pipe.synthesize(audio, "A man is furious and speaks with brows pulled down hard and lips pressed.", seed=1)
         memory["stage2"] = max(memory.get("stage2", 0.0), mem.peak_mb)
-        for name in ("text_encoder", "stage2_prior", "stage2_generator"):
+        for name in ("text_encoder", "stage2_prior", "stage2_generator", "lip_timing"):
             timings[name] = pipe.last_timings.get(name, 0.0)
         timings["total"] = sum(timings[s] for s in STAGES)
         for name, value in timings.items():
@@ -192,6 +205,7 @@ def print_row(row: dict) -> None:
     print(f"  {'text encoder':<18}{s['text_encoder']:>10.3f}")
     print(f"  {'stage 2 prior':<18}{s['stage2_prior']:>10.3f}{m['stage2']:>10.1f}")
     print(f"  {'stage 2 generator':<18}{s['stage2_generator']:>10.3f}")
+    print(f"  {'lip timing (ASR + alignment)':<18}{s['lip_timing']:>10.3f}")
     print(f"  {'total':<18}{s['total']:>10.3f}   real-time factor {row['real_time_factor']:.3f}")
     print(f"  regenerate (stage 2 on cached features): {row['regenerate_seconds']:.3f} s")
 

@@ -26,12 +26,14 @@ def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--speech-model", help="local HuBERT / wav2vec 2.0 / Whisper folder (must match the checkpoint)")
     p.add_argument("--llm", help="local transformers causal LM folder (must match the checkpoint)")
+    p.add_argument("--no-lip-seal", action="store_true", help="keep the generator's own lip closures (no speech recognition)")
 
 
 def _pipeline(args):
     from .pipeline import Pipeline, PipelineConfig
 
-    config = PipelineConfig(checkpoint_dir=args.checkpoint, device=args.device, speech_path=args.speech_model, llm_path=args.llm)
+    config = PipelineConfig(checkpoint_dir=args.checkpoint, device=args.device, speech_path=args.speech_model, llm_path=args.llm,
+                            lip_seal=not getattr(args, "no_lip_seal", False))
     return Pipeline(config)
 
 
@@ -41,12 +43,13 @@ def cmd_generate(args) -> int:
 
     pipe = _pipeline(args)
     audio = load_audio(args.audio)
-    result = pipe.generate(audio, instruction=args.instruction, seed=args.seed)
+    result = pipe.generate(audio, instruction=args.instruction, seed=args.seed, transcript=args.transcript, language=args.language)
     save_motion(args.output, result.motion)
     summary = {
         "instruction": result.instruction,
         "inferred": args.instruction is None,
         "seed": args.seed,
+        "lip_seal": result.lips.as_dict() if result.lips else None,
         "frames": result.motion.n_frames,
         "fps": result.motion.fps,
         "audio_seconds": round(audio.duration, 3),
@@ -113,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="motion file to write (.npz)")
     p.add_argument("--instruction", help="use this instruction instead of inferring one")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--transcript", help="the dialogue text: times the lip seal instead of speech recognition")
+    p.add_argument("--language", default="en", help="language of --transcript for the aligner (en, or e.g. it via espeak-ng)")
     _add_pipeline_options(p)
     p.set_defaults(func=cmd_generate)
 

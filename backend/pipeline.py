@@ -5,13 +5,16 @@
     text = pipe.analyze(audio)                       # stage 1: speech -> instruction
     motion = pipe.synthesize(audio, text, seed=3)    # stage 2: instruction + speech -> motion
 
-Speech features are cached by the audio's hash, so a new instruction or seed
+Stage 2's mouth is then sealed on P, B and M (``lipseal``), timed from the
+dialogue text when given, else from what Whisper heard. Speech features and
+lip timings are cached by the audio's hash, so a new instruction or seed
 reruns stage 2 only. Device and autocast are chosen here, once; the models
 follow their inputs.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -23,10 +26,14 @@ import torch
 
 from .audio import Audio
 from .device import autocast, resolve_device
+from .lipseal import LipTiming, closure_weight, seal, time_lips
 from .models.checkpoint import CheckpointError
 from .models.controls import MotionControls, apply_controls
 from .models.stage2 import load_stage2, unpack_motion
 from .motion import Motion
+from .speech.base import SpeechModelError
+
+log = logging.getLogger(__name__)
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 STAGE1_FILE = "stage1.safetensors"
@@ -55,6 +62,7 @@ class PipelineConfig:
     template: int = 0                         # which instruction template prompts the LLM
     max_new_tokens: int = 48
     cache_size: int = 8                       # audio clips whose features stay cached
+    lip_seal: bool = True                     # close the lips on P, B, M timed from words (lipseal)
     allow_untrained: bool = False             # benchmarks only: never for real output
 
 
@@ -64,6 +72,7 @@ class GenerateResult:
     motion: Motion
     inferred: bool                            # True when stage 1 wrote the instruction
     timings: dict[str, float] = field(default_factory=dict)
+    lips: LipTiming | None = None             # what timed the lip seal (None: seal off)
 
 
 def checkpoint_paths(checkpoint_dir) -> tuple[Path, Path]:
@@ -107,8 +116,11 @@ class Pipeline:
             self.content_encoder = load_encoder(content_kind, self.config.content_path).to(self.device)
         self.text_encoder = load_text_encoder().to(self.device)
         self._llm = None
+        self._transcriber = None
         self._features: OrderedDict[str, dict[str, torch.Tensor]] = OrderedDict()
+        self._lips: OrderedDict[tuple, LipTiming] = OrderedDict()
         self.last_timings: dict[str, float] = {}
+        self.last_lips: LipTiming | None = None
         self.stats = {"stage1_runs": 0, "feature_runs": 0, "stage2_runs": 0}
 
     # ---- helpers ------------------------------------------------------------------
@@ -126,6 +138,15 @@ class Pipeline:
             self._llm = (model.to(self.device), tokenizer)
         return self._llm
 
+    @property
+    def transcriber(self):
+        """Whisper tiny.en speech recognition (CTranslate2), loaded on first use."""
+        if self._transcriber is None:
+            from .speech.asr import Transcriber
+
+            self._transcriber = Transcriber()
+        return self._transcriber
+
     def _timed(self, name: str, timings: dict, fn, *args):
         if self.device.type == "cuda":
             torch.cuda.synchronize()
@@ -142,6 +163,13 @@ class Pipeline:
 
     def clear_cache(self) -> None:
         self._features.clear()
+        self._lips.clear()
+
+    def _remember(self, cache: OrderedDict, key, value):
+        cache[key] = value
+        while len(cache) > self.config.cache_size:
+            cache.popitem(last=False)
+        return value
 
     def features(self, audio: Audio, timings: dict | None = None) -> dict[str, torch.Tensor]:
         """Speech features at the motion frame rate, cached by the audio's hash:
@@ -160,10 +188,23 @@ class Pipeline:
                 content = self._timed("speech_features", timings, self.content_encoder.features_at, samples, self.config.fps)
         feats = {"style": style.float().unsqueeze(0), "content": content.float().unsqueeze(0)}
         self.stats["feature_runs"] += 1
-        self._features[key] = feats
-        while len(self._features) > self.config.cache_size:
-            self._features.popitem(last=False)
-        return feats
+        return self._remember(self._features, key, feats)
+
+    def lip_timing(self, audio: Audio, transcript: str | None = None, language: str = "en",
+                   timings: dict | None = None) -> LipTiming:
+        """Phone timings for the lip seal, cached by the audio's hash and the dialogue text."""
+        key = (audio.sha1, " ".join((transcript or "").split()), language)
+        if key in self._lips:
+            self._lips.move_to_end(key)
+            return self._lips[key]
+        timings = {} if timings is None else timings
+        try:
+            transcriber = None if key[1] else self.transcriber
+            lips = self._timed("lip_timing", timings, lambda: time_lips(audio.samples, key[1] or None, transcriber, language))
+        except (SpeechModelError, RuntimeError, OSError) as exc:  # the seal is a refinement: never fail the take for it
+            log.warning("lip seal skipped: %s", exc)
+            lips = LipTiming([], "none", "", [f"speech recognition failed, the generator's closures are kept: {exc}"])
+        return self._remember(self._lips, key, lips)
 
     # ---- the two stages -------------------------------------------------------------
 
@@ -202,8 +243,14 @@ class Pipeline:
         seed: int = 0,
         controls: MotionControls | None = None,
         progress: Progress | None = None,
+        transcript: str | None = None,
+        language: str = "en",
     ) -> Motion:
-        """Stage 2: instruction + speech -> motion at ``config.fps``."""
+        """Stage 2: instruction + speech -> motion at ``config.fps``, lips sealed on P, B, M.
+
+        ``transcript`` (the dialogue text, optional) times the seal instead of
+        speech recognition; ``language`` is its language for the aligner.
+        """
         instruction = check_instruction(instruction)
         report = progress or (lambda stage, fraction: None)
         timings: dict[str, float] = {}
@@ -217,8 +264,14 @@ class Pipeline:
         packed = packed[0].float().cpu().numpy()  # (T, C)
         if controls is not None:
             packed = apply_controls(packed, controls)
-        self.stats["stage2_runs"] += 1
         report("stage2_generator", 1.0)
+        self.last_lips = None
+        if self.config.lip_seal:
+            report("lip_seal", 0.0)
+            self.last_lips = self.lip_timing(audio, transcript, language, timings)
+            packed = seal(packed, closure_weight(self.last_lips.phones, len(packed), self.config.fps))
+            report("lip_seal", 1.0)
+        self.stats["stage2_runs"] += 1
         self.last_timings = timings
         parts = unpack_motion(packed)
         return Motion(
@@ -240,6 +293,8 @@ class Pipeline:
         seed: int = 0,
         controls: MotionControls | None = None,
         progress: Progress | None = None,
+        transcript: str | None = None,
+        language: str = "en",
     ) -> GenerateResult:
         """Both stages; with ``instruction`` given, stage 1 is skipped."""
         timings: dict[str, float] = {}
@@ -247,12 +302,12 @@ class Pipeline:
         if inferred:
             instruction = self.analyze(audio, progress)
             timings.update(self.last_timings)
-        motion = self.synthesize(audio, instruction, seed, controls, progress)
+        motion = self.synthesize(audio, instruction, seed, controls, progress, transcript, language)
         for name, value in self.last_timings.items():
             timings[name] = timings.get(name, 0.0) + value
         timings["total"] = sum(timings.values())
         self.last_timings = timings
-        return GenerateResult(instruction, motion, inferred, timings)
+        return GenerateResult(instruction, motion, inferred, timings, self.last_lips)
 
     def describe(self) -> dict:
         """What is loaded, for `Check backend` and logs."""
@@ -264,6 +319,7 @@ class Pipeline:
             "stage1": self.stage1_meta,
             "stage2": self.stage2_meta,
             "llm_loaded": self._llm is not None,
+            "lip_seal": self.config.lip_seal,
         }
 
 

@@ -166,8 +166,12 @@ class Server:
         seed = request.get("seed", 0)
         if not isinstance(seed, int):
             raise RequestError("bad_request", f"seed must be an integer, got {seed!r}")
+        transcript, language = request.get("transcript"), request.get("language", "en")
+        if not isinstance(transcript, (str, type(None))) or not isinstance(language, str):
+            raise RequestError("bad_request", "'transcript' and 'language' must be text")
         try:
-            result = pipe.generate(audio, instruction=instruction or None, seed=seed, controls=controls, progress=progress)
+            result = pipe.generate(audio, instruction=instruction or None, seed=seed, controls=controls, progress=progress,
+                                   transcript=transcript, language=language)
         except ValueError as exc:
             raise RequestError("bad_instruction", str(exc)) from exc
         if request.get("output"):
@@ -188,6 +192,7 @@ class Server:
             "timings": result.timings,
             "features_cached": cached,
             "stage1_ran": result.inferred,
+            "lip_seal": result.lips.as_dict() if result.lips else None,
             "warnings": audio.warnings,
         }
 

@@ -119,18 +119,24 @@ def test_generate_edit_regenerate_bake_end_to_end(scene):
     assert shapes["avitalk_instruction"] == settings.instruction and shapes["avitalk_seed"] == 0
     assert shapes["avitalk_stage1_ran"] is True or shapes["avitalk_stage1_ran"] == 1
     assert shapes["avitalk_frame_start"] == 30 and shapes["avitalk_intensity"] == 1.0
+    assert shapes["avitalk_dialogue"] == "" and shapes["avitalk_lips"] in ("recognized", "none")  # no text: recognition
     mesh = bpy.data.objects["head"]
     assert mesh.data.shape_keys.animation_data.action == shapes  # the preview plays
 
     # Edit the instruction, Regenerate: stage 2 only, on cached speech features.
     settings.instruction = "A tired old man speaks slowly, eyes half closed."
     settings.intensity = 0.5
+    settings.dialogue = "Mama made a map."
     assert bpy.ops.avitalk.regenerate() == {'FINISHED'}
+    from avitalk_blender.runner import RUNNER
+
+    assert "lips" in RUNNER.message  # the panel says what timed the lip closures
     assert len(settings.takes) == 2 and settings.take_index == 1
     second = bpy.data.actions[settings.takes[1].name + "_pose"]
     assert second["avitalk_instruction"] == settings.instruction
     assert not second["avitalk_stage1_ran"] and second["avitalk_features_cached"]
     assert second["avitalk_intensity"] == 0.5
+    assert second["avitalk_dialogue"] == "Mama made a map." and second["avitalk_lips"] in ("transcript", "none")
     assert bpy.ops.avitalk.regenerate(new_variation=True) == {'FINISHED'}
     assert settings.seed == 1 and bpy.data.actions[settings.takes[2].name + "_pose"]["avitalk_seed"] == 1
 

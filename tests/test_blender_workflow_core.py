@@ -120,7 +120,7 @@ def test_missing_backend_is_a_clear_error(tmp_path):
 
 
 def test_overall_fraction_is_monotonic_over_stages():
-    order = ["starting", "loading", "features", "stage1", "stage2_prior", "stage2_generator"]
+    order = ["starting", "loading", "features", "stage1", "stage2_prior", "stage2_generator", "lip_seal"]
     values = [overall_fraction(s, f) for s in order for f in (0.0, 0.5, 1.0)]
     assert values == sorted(values) and values[0] == 0.0 and values[-1] == 1.0
 
@@ -272,3 +272,20 @@ def test_regenerate_batch_needs_an_instruction_and_skips_stage1():
         Batch("regenerate", "clip.wav", 0, {}, "  ")
     batch = Batch("regenerate", "clip.wav", 0, {}, "calm")
     assert [(k, f["instruction"]) for k, f in batch.first_requests()] == [("synthesize", "calm")]
+
+
+def test_batch_sends_the_dialogue_and_reports_what_timed_the_lips():
+    from avitalk_blender.core.batch import Batch
+
+    batch = Batch("regenerate", "clip.wav", 0, {}, "calm", dialogue="  Bob, put the map back.  ")
+    (kind, fields), = batch.first_requests()
+    assert fields["transcript"] == "Bob, put the map back."
+    assert Batch("regenerate", "clip.wav", 0, {}, "calm").first_requests()[0][1]["transcript"] is None
+    assert batch.lips_summary() == ""
+    batch.sent("s1", fields)
+    batch.on_result("s1", {"instruction": "calm", "motion": "m.npz", "lip_seal": {"source": "transcript", "text": "x"}})
+    assert batch.lips_summary() == "lips timed from the dialogue text"
+    batch.lips = {"source": "recognized", "text": "word " * 30}
+    assert batch.lips_summary().startswith('lips timed from speech heard as "word') and batch.lips_summary().endswith('..."')
+    batch.lips = {"source": "none", "text": ""}
+    assert "type the Dialogue" in batch.lips_summary()

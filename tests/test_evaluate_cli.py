@@ -87,3 +87,12 @@ def test_table_lists_subsets_and_single_figures():
     assert "tts" in table and "real" in table and "teacher" in table
     assert "0.500" in table and "1.000" in table and "0.900" in table
     assert "instruction_following" in table and "0.250" in table and "style 1.500" in table
+
+
+def test_real_recordings_are_also_split_by_language():
+    from types import SimpleNamespace
+
+    from backend.evaluate.run import _subsets
+
+    assert _subsets(SimpleNamespace(meta={"source": "recording", "language": "it"})) == ("real", "real_it")
+    assert _subsets(SimpleNamespace(meta={"source": "espeak", "language": "en"})) == ("tts",)

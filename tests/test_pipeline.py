@@ -209,12 +209,19 @@ def test_server_protocol(tmp_path):
         assert msg["motion"] == str(out) and out.is_file() and msg["frames"] == 25
         assert any(m["type"] == "progress" and m["id"] == "g1" for m in messages)
         assert msg["features_cached"] is False
+        assert msg["lip_seal"]["source"] in ("recognized", "none")  # no dialogue text: speech recognition
+        assert any(m["type"] == "progress" and m["stage"] == "lip_seal" for m in messages)
 
         backend.send(id="g2", type="synthesize", audio=str(wav), instruction="A sad man.", seed=3,
-                     controls={"intensity": 0.5, "blinks": False})
+                     controls={"intensity": 0.5, "blinks": False}, transcript="Bob made a map.")
         msg, _ = backend.until("g2")
         assert msg["type"] == "result", msg
         assert msg["features_cached"] is True and msg["stage1_ran"] is False
+        assert msg["lip_seal"]["source"] in ("transcript", "none") and msg["lip_seal"]["text"] in ("Bob made a map.", "")
+
+        backend.send(id="b0", type="synthesize", audio=str(wav), instruction="A sad man.", transcript=5)
+        msg, _ = backend.until("b0")
+        assert msg["type"] == "error" and msg["code"] == "bad_request" and "transcript" in msg["message"]
 
         backend.send(id="b1", type="generate", audio=str(tmp_path / "missing.wav"))
         msg, _ = backend.until("b1")
@@ -245,3 +252,45 @@ def test_server_without_weights_reports_and_keeps_serving(tmp_path):
         assert msg["type"] == "error" and msg["code"] == "no_weights"
     finally:
         assert backend.close() == 0
+
+
+# ---- lip seal ------------------------------------------------------------------------
+
+class CountingTranscriber:
+    def __init__(self, heard=(), error=None):
+        self.heard, self.error, self.calls = list(heard), error, 0
+
+    def transcribe(self, samples):
+        self.calls += 1
+        if self.error:
+            raise self.error
+        return self.heard
+
+
+def test_lip_seal_closes_the_dialogue_bilabials_and_is_cached(pipe, monkeypatch):
+    from backend.evaluate.geometry import default_geometry
+    from backend.evaluate.run import lip_scores
+    from backend.lipseal import time_lips
+
+    audio = load_audio(ROOT / "assets" / "demo" / "line.wav")
+    text = (ROOT / "assets" / "demo" / "line.txt").read_text()
+    never = CountingTranscriber(error=AssertionError("the dialogue text was given: no recognition"))
+    monkeypatch.setattr(pipe, "_transcriber", never)
+    first = pipe.generate(audio, instruction="A calm man.", seed=0, transcript=text)
+    second = pipe.generate(audio, instruction="A furious man.", seed=1, transcript=text)
+    assert first.lips.source == "transcript" and never.calls == 0
+    assert "lip_timing" in first.timings and "lip_timing" not in second.timings  # Regenerate reuses the timing
+    counts = lip_scores(default_geometry(), first.motion, time_lips(audio.samples, text).phones)
+    assert counts.events >= 8 and counts.events_hit == counts.events  # every P, B, M closed, even on random weights
+
+
+def test_lip_seal_off_and_recogniser_failures_keep_the_take(pipe, monkeypatch, tmp_path):
+    audio = load_audio((speech(1.0, seed=21), 16000))
+    broken = CountingTranscriber(error=RuntimeError("ctranslate2 exploded"))
+    monkeypatch.setattr(pipe, "_transcriber", broken)
+    result = pipe.generate(audio, instruction="A calm man.", seed=0)
+    assert broken.calls == 1 and result.lips.source == "none" and "exploded" in result.lips.notes[0]
+    folder = tiny_checkpoints(tmp_path, trained=False)
+    plain = Pipeline(PipelineConfig(checkpoint_dir=folder, device="cpu", allow_untrained=True, lip_seal=False))
+    result = plain.generate(audio, instruction="A calm man.", seed=0)
+    assert result.lips is None and "lip_timing" not in result.timings and plain._transcriber is None

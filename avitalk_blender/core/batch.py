@@ -25,6 +25,8 @@ class Batch:
     instruction: str | None            # the clip's instruction; None: stage 1 writes it
     segment_instructions: list = field(default_factory=lambda: [""])  # one per segment, "" = the clip's
     tag: dict = field(default_factory=dict)  # the caller's plain data: scene and rig names, frames, ...
+    dialogue: str = ""                 # what the clip says (optional): times the lip seal; "" = recognised
+    lips: dict = field(default_factory=dict)     # the backend's lip-seal report (what timed the closures)
     motions: dict = field(default_factory=dict)   # instruction -> motion file
     pending: dict = field(default_factory=dict)   # job id -> instruction (None: stage 1's)
     inferred: bool = False
@@ -45,7 +47,8 @@ class Batch:
         return [s.strip() or self.instruction for s in self.segment_instructions]
 
     def _request(self, kind: str, instruction) -> tuple:
-        return kind, {"audio": self.audio, "instruction": instruction, "seed": self.seed, "controls": self.controls}
+        return kind, {"audio": self.audio, "instruction": instruction, "seed": self.seed, "controls": self.controls,
+                      "transcript": self.dialogue.strip() or None}
 
     def first_requests(self) -> list:
         """``[(request type, fields), ...]`` to send now; pair each with its job via ``sent``."""
@@ -69,12 +72,25 @@ class Batch:
         self.motions[result["instruction"] if asked is None else asked] = result["motion"]
         self.features_cached.append(bool(result.get("features_cached")))
         self.timings.append(result.get("timings", {}))
+        self.lips = result.get("lip_seal") or self.lips
         if asked is None:
             self.instruction = result["instruction"]
             self.inferred = bool(result.get("inferred", True))
             self.stage1_ran = self.stage1_ran or bool(result.get("stage1_ran"))
             return self._missing()
         return []
+
+    def lips_summary(self) -> str:
+        """One line for the panel: what timed the lip closures."""
+        source = self.lips.get("source")
+        if source == "transcript":
+            return "lips timed from the dialogue text"
+        if source == "recognized":
+            heard = self.lips.get("text", "")
+            return f"lips timed from speech heard as \"{heard[:60] + '...' if len(heard) > 60 else heard}\""
+        if source == "none":
+            return "lips from the audio alone (no confident words; type the Dialogue to time them)"
+        return ""
 
     @property
     def done(self) -> bool:

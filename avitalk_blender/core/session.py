@@ -21,10 +21,10 @@ RUNNING, DONE, FAILED, CANCELLED = "running", "done", "failed", "cancelled"
 
 # Share of the whole request that each backend stage ends at, for one progress bar.
 STAGE_SPANS = {"starting": (0.0, 0.02), "loading": (0.02, 0.1), "features": (0.1, 0.25),
-               "stage1": (0.25, 0.6), "stage2_prior": (0.6, 0.8), "stage2_generator": (0.8, 1.0)}
+               "stage1": (0.25, 0.6), "stage2_prior": (0.6, 0.7), "stage2_generator": (0.7, 0.8), "lip_seal": (0.8, 1.0)}
 STAGE_LABELS = {"starting": "Starting the backend", "loading": "Loading models", "features": "Speech features",
                 "stage1": "Writing the instruction", "stage2_prior": "Sampling a style",
-                "stage2_generator": "Generating motion"}
+                "stage2_generator": "Generating motion", "lip_seal": "Sealing the lips"}
 
 
 def overall_fraction(stage: str, fraction: float) -> float:

@@ -34,9 +34,9 @@ FPS = 25.0
 # ---------------------------------------------------------------- visemes
 
 # Articulation channels: "jaw" (radians about +X) and lip components of the head.
-_CLOSED = {"jaw": 0.02, "lip_press_L": 0.55, "lip_press_R": 0.55, "jaw_open_lips_closed": 0.3}
+CLOSED = {"jaw": 0.02, "lip_press_L": 0.55, "lip_press_R": 0.55, "jaw_open_lips_closed": 0.3}
 _VISEMES: dict[str, dict[str, float]] = {
-    "P": _CLOSED, "B": _CLOSED, "M": {**_CLOSED, "lip_press_L": 0.45, "lip_press_R": 0.45},
+    "P": CLOSED, "B": CLOSED, "M": {**CLOSED, "lip_press_L": 0.45, "lip_press_R": 0.45},
     "F": {"jaw": 0.05, "lower_lip_tuck": 0.85}, "V": {"jaw": 0.05, "lower_lip_tuck": 0.8},
     "UW": {"jaw": 0.10, "pucker": 0.8, "lips_part": 0.35}, "UH": {"jaw": 0.13, "pucker": 0.5, "lips_part": 0.4},
     "OW": {"jaw": 0.17, "funnel": 0.4, "pucker": 0.4, "lips_part": 0.3}, "AO": {"jaw": 0.22, "funnel": 0.45, "lips_part": 0.3},
@@ -148,9 +148,9 @@ EMOTION_ACTIONS: dict[str, dict[str, float]] = {
                  "squint_L": 0.15, "squint_R": 0.15},
 }
 # mouth components that part the lips: fully suppressed at bilabials; other mouth shapes are only reduced
-_LIP_OPENING = {"upper_lip_raise_L", "upper_lip_raise_R", "lower_lip_depress_L", "lower_lip_depress_R", "lip_stretch_L",
+LIP_OPENING = {"upper_lip_raise_L", "upper_lip_raise_R", "lower_lip_depress_L", "lower_lip_depress_R", "lip_stretch_L",
                 "lip_stretch_R", "jaw_open_lips_stretch", "lips_part"}
-_MOUTH = {name for name in EXPRESSION_INDEX if any(k in name for k in ("lip", "smile", "dimple", "mouth", "pucker", "funnel", "chin"))}
+MOUTH = {name for name in EXPRESSION_INDEX if any(k in name for k in ("lip", "smile", "dimple", "mouth", "pucker", "funnel", "chin"))}
 _EXTRA_BLINK_RATE = {"angry": 1.2, "fear": 1.4, "surprised": 0.7, "sad": 0.9}
 # posture: (pitch about +X: + = head down, yaw about +Y, roll about +Z) in radians at full intensity
 _POSTURE = {"neutral": (0.0, 0.0, 0.0), "happy": (-0.03, 0.0, 0.03), "angry": (0.06, 0.0, 0.0), "sad": (0.10, 0.0, 0.02),
@@ -211,9 +211,9 @@ def teach_full(phones: list[Segment], samples: np.ndarray, emotion: str, intensi
             jaw += curve * open_mask
             continue
         layer[:, EXPRESSION_INDEX[name]] += curve
-        if name in _LIP_OPENING:
+        if name in LIP_OPENING:
             curve = curve * open_mask**4
-        elif name in _MOUTH:
+        elif name in MOUTH:
             curve = curve * (1.0 - 0.7 * closure)
         expr[:, EXPRESSION_INDEX[name]] += curve
 

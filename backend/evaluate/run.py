@@ -104,6 +104,13 @@ def _subset(clip) -> str:
     return SUBSETS.get(clip.meta.get("source", ""), "other")
 
 
+def _subsets(clip) -> tuple[str, ...]:
+    """The clip's subset, and for real recordings also ``real_<language>`` (``real_en``, ``real_it``)."""
+    subset = _subset(clip)
+    language = clip.meta.get("language")
+    return (subset, f"{subset}_{language}") if subset == "real" and language else (subset,)
+
+
 def evaluate_corpus(clips, pipe=None, inferred: bool = False, follow_clips: int = 2, diversity_clips: int = 4,
                     seeds: int = 5, progress=None, geometry: HeadGeometry | None = None, text_clips: int | None = None) -> dict:
     """The protocol over ``clips`` (``ClipRecord``s). With ``pipe`` None, the clips' own motions are scored.
@@ -119,6 +126,7 @@ def evaluate_corpus(clips, pipe=None, inferred: bool = False, follow_clips: int 
     say = progress or (lambda text: None)
     tallies: dict[str, Tally] = {"all": Tally()}
     teacher_lips = LipSyncCounts()
+    seal_sources: dict[str, int] = {}
     started = time.perf_counter()
     for i, clip in enumerate(clips):
         if not clip.phones:
@@ -126,7 +134,7 @@ def evaluate_corpus(clips, pipe=None, inferred: bool = False, follow_clips: int 
         phones = _phones(clip)
         truth = clip.motion()
         teacher_lips += lip_scores(geometry, truth, phones)
-        for key in ("all", _subset(clip)):
+        for key in ("all", *_subsets(clip)):
             tallies.setdefault(key, Tally()).clips += 1
         if pipe is None:
             motion, text = truth, None
@@ -137,6 +145,8 @@ def evaluate_corpus(clips, pipe=None, inferred: bool = False, follow_clips: int 
             text = pipe.analyze(audio) if i in with_text else None
             instruction = text if inferred else clip.instructions[0]
             motion = pipe.synthesize(audio, instruction, seed=0)
+            if pipe.last_lips is not None:
+                seal_sources[pipe.last_lips.source] = seal_sources.get(pipe.last_lips.source, 0) + 1
         if motion.fps != truth.fps:
             motion = resample(motion, truth.fps)
         lips = lip_scores(geometry, motion, phones)
@@ -144,7 +154,7 @@ def evaluate_corpus(clips, pipe=None, inferred: bool = False, follow_clips: int 
         lve = lip_vertex_error(geometry.group(gen_v, "lips"), geometry.group(true_v, "lips"))
         fdd = face_dynamics_deviation(geometry.group(gen_v, "upper_face"), geometry.group(true_v, "upper_face"),
                                       geometry.rest[geometry.groups["upper_face"]])
-        for key in ("all", _subset(clip)):
+        for key in ("all", *_subsets(clip)):
             t = tallies[key]
             t.lips += lips
             t.lve.append(lve)
@@ -160,6 +170,8 @@ def evaluate_corpus(clips, pipe=None, inferred: bool = False, follow_clips: int 
     report["teacher"] = teacher_lips.as_dict()
     report["closed_gap_mm"] = geometry.closed_gap_mm
     report["mode"] = "teacher" if pipe is None else ("inferred" if inferred else "reference") + " instructions"
+    if pipe is not None:
+        report["lip_seal"] = {"on": pipe.config.lip_seal, "timed_by": seal_sources}
 
     held_out = [c for c in clips if c.emotion is not None]
     report.update(instruction_following_report(pipe, held_out, follow_clips, say))
@@ -256,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--language", default="en", help="language of --transcript for the alignment (default en)")
     p.add_argument("--motion", help="score this motion file against --audio and --transcript")
     p.add_argument("--seed", type=int, default=0, help="seed for --audio generation")
+    p.add_argument("--no-lip-seal", action="store_true", help="score the talking generator alone, without the lip seal")
     p.add_argument("--json", help="also write the figures to this JSON file")
     p.add_argument("-v", "--verbose", action="store_true", help="print progress per clip")
     return p
@@ -264,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _pipeline(args):
     from ..pipeline import Pipeline, PipelineConfig
 
-    return Pipeline(PipelineConfig(checkpoint_dir=args.checkpoint, device=args.device))
+    return Pipeline(PipelineConfig(checkpoint_dir=args.checkpoint, device=args.device, lip_seal=not args.no_lip_seal))
 
 
 def _check_args(args) -> None:

