@@ -9,10 +9,12 @@ as low-scoring guesses.
 
 Audio longer than one Whisper window is cut at the quietest 20 ms inside the
 last ``CUT_SEARCH_S`` of each window, so no word is split between chunks.
-Decoding is greedy; a chunk whose text repeats itself (gzip compression ratio
-above 2.4, Whisper's own test; greedy decoding of synthetic speech can loop
-"my, my, my, ...") is decoded again with beam search and no repeated
-trigrams, and its score set to -inf if it still loops.
+Decoding is greedy and stops at 8 tokens per second of audio (fast speech
+needs about 7). A chunk that loops (its text compresses more than 2.4x under
+gzip, Whisper's own test, or it ran to that cap without ending; greedy
+decoding of synthetic speech can loop "my, my, my, ...") is decoded again
+with beam search and no repeated trigrams, and its score set to -inf if it
+still loops.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from .whisper import CHUNK_SAMPLES, _mel_filters, log_mel
 
 MAX_CHUNK_S = 28.0
 CUT_SEARCH_S = 8.0
-MAX_TOKENS = 224  # Whisper's text context is 448; a 30 s window never needs more than half
+MAX_TOKENS = 220  # Whisper's text context is 448 (prompt included)
+TOKENS_PER_S = 8.0  # fast speech is about 7 tokens/s: more than this is a loop, so stop there
 MAX_COMPRESSION = 2.4
 
 
@@ -100,17 +103,28 @@ class Transcriber:
             window = F.pad(torch.from_numpy(samples[start:end]), (0, CHUNK_SAMPLES - (end - start)))  # (480000,)
             mels.append(log_mel(window, self.mel_filters))  # (n_mels, 3000)
         mels = np.ascontiguousarray(torch.stack(mels).numpy())  # (n, n_mels, 3000)
-        decoded = self._decode(mels, beam_size=1)
-        loops = [i for i, (text, _, _) in enumerate(decoded) if compression_ratio(text) > MAX_COMPRESSION]
+        longest = max(end - start for start, end in spans) / SAMPLE_RATE
+        budget = min(MAX_TOKENS, int(12 + TOKENS_PER_S * longest))  # text tokens per chunk
+        decoded = self._decode(mels, budget, beam_size=1)
+        loops = [i for i, d in enumerate(decoded) if d[3]]
         if loops:
-            again = self._decode(mels[loops], beam_size=2, no_repeat_ngram_size=3)
-            for i, (text, score, no_speech) in zip(loops, again):
-                decoded[i] = (text, score if compression_ratio(text) <= MAX_COMPRESSION else float("-inf"), no_speech)
+            again = self._decode(mels[loops], budget, beam_size=2, no_repeat_ngram_size=3)
+            for i, (text, score, no_speech, loop) in zip(loops, again):
+                decoded[i] = (text, float("-inf") if loop else score, no_speech, loop)
         return [Heard(text, start / SAMPLE_RATE, end / SAMPLE_RATE, score, no_speech)
-                for (start, end), (text, score, no_speech) in zip(spans, decoded)]
+                for (start, end), (text, score, no_speech, _) in zip(spans, decoded)]
 
-    def _decode(self, mels: np.ndarray, **options) -> list[tuple[str, float, float]]:
-        """(n, n_mels, 3000) log-mel windows -> (text, mean log-probability, no-speech probability) each."""
-        results = self.model.generate(self._ct2.StorageView.from_array(mels), [self.prompt] * len(mels), max_length=MAX_TOKENS,
+    def _decode(self, mels: np.ndarray, budget: int, **options) -> list[tuple[str, float, float, bool]]:
+        """(n, n_mels, 3000) log-mel windows -> (text, mean log-probability, no-speech probability, looped) each.
+
+        Looped: the text repeats itself, or ran to ``budget`` tokens without ending.
+        """
+        # CTranslate2's Whisper stops at max_length / 2 text tokens (measured, ctranslate2 4.8)
+        results = self.model.generate(self._ct2.StorageView.from_array(mels), [self.prompt] * len(mels), max_length=2 * budget,
                                       return_scores=True, return_no_speech_prob=True, suppress_blank=True, **options)
-        return [(self.tokenizer.decode(r.sequences_ids[0]).strip(), float(r.scores[0]), float(r.no_speech_prob)) for r in results]
+        out = []
+        for r in results:
+            text = self.tokenizer.decode(r.sequences_ids[0]).strip()
+            loop = compression_ratio(text) > MAX_COMPRESSION or len(r.sequences_ids[0]) >= budget
+            out.append((text, float(r.scores[0]), float(r.no_speech_prob), loop))
+        return out
