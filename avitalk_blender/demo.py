@@ -136,7 +136,6 @@ def _generate(out: Path, scene, arm_obj, audio: Path) -> dict:
     if bpy.ops.avitalk.generate() != {'FINISHED'}:
         raise SystemExit(f"generation failed; see {out / 'backend.log'}")
     print(f"inferred instruction: {scene.avitalk.instruction}")
-    print(runner.RUNNER.message)  # the new take, and what timed its lip closures
     if bpy.ops.avitalk.bake() != {'FINISHED'}:
         raise SystemExit("bake failed")
     motion_file = max((out / "motion").glob("*.npz"), key=lambda p: p.stat().st_mtime)
