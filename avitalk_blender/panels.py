@@ -59,7 +59,10 @@ class AVITALK_PT_main(_Sidebar, bpy.types.Panel):
                 row = box.row(align=True)
                 row.prop(settings, "range_start")
                 row.prop(settings, "range_end")
-        box.prop(settings, "dialogue")
+        row = box.row(align=True)
+        row.prop(settings, "dialogue")
+        if settings.dialogue.strip():
+            row.prop(settings, "dialogue_language", text="")
 
         box = layout.box()
         if RUNNER.busy:

@@ -75,6 +75,11 @@ class AVITALK_SceneSettings(bpy.types.PropertyGroup):
         description="What the line says (optional): times the lip closures on P, B and M; "
                     "empty: recognised from the audio (English only)",
     )
+    dialogue_language: bpy.props.StringProperty(
+        name="Language",
+        description="Language of the Dialogue text for the aligner: en, or an espeak-ng code (it, de, fr, ...)",
+        default="en",
+    )
     seed: bpy.props.IntProperty(name="Seed", description="Variation of the motion for the same instruction", default=0, min=0)
     intensity: bpy.props.FloatProperty(name="Intensity", default=1.0, min=0.0, soft_max=2.0)
     upper_face: bpy.props.FloatProperty(name="Upper Face", default=1.0, min=0.0, soft_max=2.0)

@@ -104,7 +104,7 @@ def start(context, kind: str, new_variation: bool = False) -> Batch:
     batch = Batch(kind, path, int(settings.seed), settings.controls(), instruction, segment_texts,
                   tag={"scene": scene.name, "rig": arm_obj.name, "frame_start": frame_start, "frame_end": frame_end,
                        "joins": joins, "blend_seconds": settings.blend_seconds},
-                  dialogue=settings.dialogue)
+                  dialogue=settings.dialogue, language=settings.dialogue_language)
     RUNNER.session.configure(config_from(context))
     RUNNER.message = ""
     RUNNER.batch = batch

@@ -277,9 +277,9 @@ def test_regenerate_batch_needs_an_instruction_and_skips_stage1():
 def test_batch_sends_the_dialogue_and_reports_what_timed_the_lips():
     from avitalk_blender.core.batch import Batch
 
-    batch = Batch("regenerate", "clip.wav", 0, {}, "calm", dialogue="  Bob, put the map back.  ")
+    batch = Batch("regenerate", "clip.wav", 0, {}, "calm", dialogue="  Bob, put the map back.  ", language="it")
     (kind, fields), = batch.first_requests()
-    assert fields["transcript"] == "Bob, put the map back."
+    assert fields["transcript"] == "Bob, put the map back." and fields["language"] == "it"
     assert Batch("regenerate", "clip.wav", 0, {}, "calm").first_requests()[0][1]["transcript"] is None
     assert batch.lips_summary() == ""
     batch.sent("s1", fields)

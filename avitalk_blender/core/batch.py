@@ -26,6 +26,7 @@ class Batch:
     segment_instructions: list = field(default_factory=lambda: [""])  # one per segment, "" = the clip's
     tag: dict = field(default_factory=dict)  # the caller's plain data: scene and rig names, frames, ...
     dialogue: str = ""                 # what the clip says (optional): times the lip seal; "" = recognised
+    language: str = "en"               # the dialogue's language, for the aligner
     lips: dict = field(default_factory=dict)     # the backend's lip-seal report (what timed the closures)
     motions: dict = field(default_factory=dict)   # instruction -> motion file
     pending: dict = field(default_factory=dict)   # job id -> instruction (None: stage 1's)
@@ -48,7 +49,7 @@ class Batch:
 
     def _request(self, kind: str, instruction) -> tuple:
         return kind, {"audio": self.audio, "instruction": instruction, "seed": self.seed, "controls": self.controls,
-                      "transcript": self.dialogue.strip() or None}
+                      "transcript": self.dialogue.strip() or None, "language": self.language.strip() or "en"}
 
     def first_requests(self) -> list:
         """``[(request type, fields), ...]`` to send now; pair each with its job via ``sent``."""
