@@ -18,22 +18,18 @@ held-out recordings). The seal times them from words instead:
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .align import SILENCE, AlignmentError, Segment, align_full
+from .align import BILABIALS, SILENCE, AlignmentError, Segment, align_full
 from .audio import SAMPLE_RATE
 from .corpus.teacher import ARTICULATION, CLOSED, LIP_OPENING, MOUTH, articulation
 from .head.components import EXPRESSION_INDEX, EXPRESSION_NAMES
 from .models.controls import motion_slices, n_expression_of
 
-log = logging.getLogger(__name__)
-
 MIN_SCORE = -0.7  # chosen on dev recordings: -0.7 / -1.0 / -1.7 gave F1 0.963 / 0.954 / 0.944
 MAX_NO_SPEECH = 0.6  # Whisper invents words ("Thank you.") in noise and silence
-SOURCES = ("transcript", "recognized", "none")
 
 
 @dataclass
@@ -46,13 +42,14 @@ class LipTiming:
     notes: list[str] = field(default_factory=list)  # what was skipped and why
 
     def as_dict(self) -> dict:
-        bilabials = sum(p.label in ("P", "B", "M") for p in self.phones)
+        bilabials = sum(p.label in BILABIALS for p in self.phones)
         return {"source": self.source, "text": self.text, "bilabials": bilabials, "notes": list(self.notes)}
 
 
 def time_lips(samples: np.ndarray, transcript: str | None = None, transcriber=None, language: str = "en",
               min_score: float = MIN_SCORE) -> LipTiming:
-    """Phone timings for the seal: from ``transcript`` when given, else from ``transcriber`` (a ``speech.asr.Transcriber``)."""
+    """Phone timings for the seal: from ``transcript`` (in ``language``) when given, else from ``transcriber``
+    (a ``speech.asr.Transcriber``, whose words are English whatever ``language`` says)."""
     samples = np.asarray(samples, dtype=np.float32)
     total = len(samples) / SAMPLE_RATE
     if transcript is not None and transcript.strip():
@@ -77,7 +74,7 @@ def time_lips(samples: np.ndarray, transcript: str | None = None, transcriber=No
             continue
         start, end = int(round(heard.start * SAMPLE_RATE)), int(round(heard.end * SAMPLE_RATE))
         try:
-            chunk = align_full(samples[start:end], heard.text, language).phones
+            chunk = align_full(samples[start:end], heard.text, "en").phones
         except (AlignmentError, ValueError) as exc:
             notes.append(f"{span}: heard {heard.text!r} but could not align it ({exc})")
             continue

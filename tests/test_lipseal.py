@@ -103,6 +103,8 @@ def test_time_lips_keeps_only_confident_speech():
     timing = time_lips(audio.samples, transcriber=sure)
     assert timing.source == "recognized" and timing.as_dict()["bilabials"] >= 8
     assert timing.phones[0].start == 0.0 and abs(timing.phones[-1].end - n) < 1e-6
+    # recognised words are English: a dialogue language left set (Blender's field) must not change them
+    assert time_lips(audio.samples, transcriber=sure, language="it").phones == timing.phones
 
     unsure = time_lips(audio.samples, transcriber=FakeTranscriber([Heard("remedy", 0.0, n, -1.6)]))
     assert unsure.source == "none" and not unsure.phones and "not sure" in unsure.notes[0]

