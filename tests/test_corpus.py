@@ -1,6 +1,7 @@
-"""The corpus builder: teacher lip shapes, determinism, instructions, augmentation, build/reload/resume."""
+"""The corpus builder: teacher lip shapes, determinism, instructions, paraphrases, augmentation, build/reload/resume."""
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -11,8 +12,10 @@ from backend.corpus import augment
 from backend.corpus.build import BuildConfig, build
 from backend.corpus.dataset import DatasetError, load_corpus, load_real_layout
 from backend.corpus.instructions import EMOTION_WORDS, facial_actions, instructions
+from backend.corpus.paraphrases import PARAPHRASES, paraphrases
 from backend.corpus.speech import EMOTIONS
 from backend.corpus.teacher import articulation, frame_owners, teach, teach_full
+from backend.evaluate.follow import follow_set, unseen
 from backend.head.components import EXPRESSION_INDEX, N_EXPRESSION
 from backend.motion import Motion, save_motion
 
@@ -184,3 +187,25 @@ def test_subset_keeps_every_test_clip_and_links_the_clips(tmp_path):
     assert (tmp_path / "sub" / "clips").resolve() == (corpus / "clips").resolve()
     with pytest.raises(ValueError, match="between 1 and 15"):
         write_subset(corpus, tmp_path / "sub2", 16)
+
+
+def test_paraphrases_are_deterministic_and_fit_the_speaker():
+    a = paraphrases("angry", "female", seed=3, count=5)
+    assert a == paraphrases("angry", "female", seed=3, count=5) and len(set(a)) == 5
+    assert all(t.endswith(".") and "{" not in t for t in a)
+    assert not any(re.search(r"\b(he|his|him|himself|man|guy)\b", t.lower()) for t in a)
+    unknown = paraphrases("sad", None, seed=1, count=len(PARAPHRASES["sad"]))
+    assert len(unknown) == len(PARAPHRASES["sad"]) and not any(re.search(r"\b(she|her|herself|he|his)\b", t.lower()) for t in unknown)
+    assert set(PARAPHRASES) == set(EMOTIONS)
+    with pytest.raises(ValueError):
+        paraphrases("bored", "male", seed=0, count=2)
+
+
+def test_paraphrases_keep_the_follow_sets_unseen_wording_unseen():
+    generic = {"a", "an", "the", "is", "he", "she", "his", "her", "him", "who", "with", "in", "on", "at", "of", "to", "as", "if",
+               "it", "and", "from", "for", "up", "down", "out", "off", "by", "than", "so", "not", "no", "all", "this", "that", "be", "can", "without", "any", "just", "has", "face", "voice", "talks", "speaks", "sounds", "lip", "eyes", "wide"}
+    ours = {w for phrases in PARAPHRASES.values() for p in phrases for w in re.findall(r"[a-z']+", p.lower())}
+    for emotion, text in follow_set():
+        if unseen(text):
+            shared = set(re.findall(r"[a-z']+", text.lower())) & ours - generic
+            assert not shared, (text, shared)

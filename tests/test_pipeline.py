@@ -42,6 +42,15 @@ def test_untrained_weights_are_refused(tmp_path):
         Pipeline(PipelineConfig(checkpoint_dir=tmp_path))
 
 
+def test_shipped_weights_are_trained_and_under_60_mb():
+    from backend.models.checkpoint import read_checkpoint
+    from backend.pipeline import STAGE1_FILE, STAGE2_FILE, WEIGHTS_DIR
+
+    files = [WEIGHTS_DIR / STAGE1_FILE, WEIGHTS_DIR / STAGE2_FILE]
+    assert sum(f.stat().st_size for f in files) < 60e6
+    assert all(read_checkpoint(f)[2].get("trained") is True for f in files)
+
+
 def test_bad_device_is_refused():
     with pytest.raises(ValueError, match="auto, cpu or cuda"):
         Pipeline(PipelineConfig(device="tpu"))

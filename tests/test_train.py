@@ -21,6 +21,7 @@ from backend.speech.base import SpeechEncoder
 from backend.templates import TEMPLATES
 from backend.train import main
 from backend.train.cache import build_speech_cache, build_text_cache, phrasings, speech_cache_path, text_cache_path
+from backend.train.context import TrainOptions
 from backend.corpus.dataset import ClipRecord
 from backend.train.data import TrainData, augment_text, bilabial_frames, source_of, window_batch, Clip
 
@@ -99,7 +100,8 @@ def setup(tmp_path_factory):
     write_corpus(corpus)
     records = load_corpus(corpus)
     build_speech_cache(records, speech_cache_path(corpus / "cache", KIND), encoder=TinySpeech())
-    build_text_cache([s for r in records for s in phrasings(r, 1)], text_cache_path(corpus / "cache"), encoder=HashText())
+    n_paraphrase = TrainOptions(corpus).n_paraphrase
+    build_text_cache([s for r in records for s in phrasings(r, 1, n_paraphrase)], text_cache_path(corpus / "cache"), encoder=HashText())
     write_tiny_llm(root / "llm")
     return root, corpus
 
@@ -137,6 +139,9 @@ def test_all_trains_every_phase_and_writes_trained_checkpoints(setup):
     assert extra2["speech_encoder"] == KIND and extra2["steps"]["stage2-prior"] == 3
     assert stage2.config.speech_dim == TinySpeech.dim
     assert float(stage2.motion_std.min()) > 0 and not torch.allclose(stage2.motion_std, torch.ones_like(stage2.motion_std))
+    # clips of one emotion share phrasings: each distinct sentence takes one bank row
+    distinct = {t for r in load_corpus(corpus, split="train") for t in phrasings(r, 1, TrainOptions(corpus).n_paraphrase)}
+    assert len(stage2.instruction.bank) == len(distinct)
 
 
 def test_phase_resumes_from_its_saved_step(setup, capsys):
@@ -184,6 +189,24 @@ def test_augment_text_swaps_and_drops_words_but_keeps_content():
     assert len(outs) > 1
     assert all("angry" in o and o.endswith(".") for o in outs)
     assert augment_text("the", np.random.default_rng(0), p_drop=1.0) == "the"
+
+
+def test_phrasings_add_paraphrases_unless_the_emotion_is_slight():
+    from backend.corpus.paraphrases import PARAPHRASES
+
+    def record(emotion, intensity, gender="female", rid="c1"):
+        return ClipRecord(rid, None, None, ["A woman is angry."], emotion=emotion, intensity=intensity, meta={"gender": gender})
+
+    strong = phrasings(record("angry", "strong"), 0, 4)
+    assert strong[0] == "A woman is angry." and len(strong) == 5
+    predicates = [p.format(pos="her", obj="her", refl="herself") for p in PARAPHRASES["angry"]]
+    assert all(any(t.endswith(p + ".") for p in predicates) for t in strong[1:])
+    assert strong == phrasings(record("angry", "strong"), 0, 4) != phrasings(record("angry", "strong", rid="c2"), 0, 4)
+    assert phrasings(record("angry", "slight"), 0, 4) == ["A woman is angry."]
+    assert len(phrasings(record("angry", None), 0, 4)) == 5  # a capture labelled without intensity
+    assert phrasings(record(None, None), 0, 4) == ["A woman is angry."]
+    assert phrasings(record("angry", "strong"), 0, 0) == ["A woman is angry."]
+    assert not any(" her" in t or "She" in t for t in phrasings(record("sad", "moderate", gender="unknown"), 0, 6)[1:])
 
 
 def test_window_batch_takes_reference_frames_outside_the_window():

@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stage1-config", default="{}", help='JSON overrides, e.g. \'{"qformer": {"n_layers": 1}}\'')
     p.add_argument("--stage2-config", default="{}", help='JSON overrides of Stage2Config, e.g. \'{"hidden": 128}\'')
     p.add_argument("--n-augment", type=int, default=defaults.n_augment, help="augmented copies of each instruction phrasing")
+    p.add_argument("--n-paraphrase", type=int, default=defaults.n_paraphrase,
+                   help="free wordings of the emotion added per clip whose emotion is not slight (backend/corpus/paraphrases.py)")
     p.add_argument("--val-clips", type=int, default=defaults.val_clips)
     return p
 
@@ -75,12 +77,14 @@ def options_from_args(args):
             raise ValueError(f"{flag} must be positive, got {value}")
     if args.n_augment < 0:
         raise ValueError(f"--n-augment must be >= 0, got {args.n_augment}")
+    if args.n_paraphrase < 0:
+        raise ValueError(f"--n-paraphrase must be >= 0, got {args.n_paraphrase}")
     return TrainOptions(
         corpus=Path(args.corpus), run=Path(args.run), out=Path(args.out), cache_dir=Path(args.cache_dir) if args.cache_dir else None,
         device=args.device, steps=args.steps, batch_size=args.batch_size, lr=args.lr, budget_minutes=args.budget_minutes,
         seed=args.seed, speech_encoder=args.speech_encoder, speech_path=Path(args.speech_path) if args.speech_path else None,
         llm=Path(args.llm) if args.llm else None, stage1_config=as_json(args.stage1_config, "--stage1-config"),
-        stage2_config=as_json(args.stage2_config, "--stage2-config"), n_augment=args.n_augment, val_clips=args.val_clips,
+        stage2_config=as_json(args.stage2_config, "--stage2-config"), n_augment=args.n_augment, n_paraphrase=args.n_paraphrase, val_clips=args.val_clips,
     )
 
 

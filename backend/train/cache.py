@@ -3,7 +3,7 @@
 - speech: ``<cache>/speech-<kind>-25fps.safetensors``, one float16 (T, D) tensor per clip id,
   saved every minute while it grows, so an interrupted build continues where it stopped.
 - text: ``<cache>/text-minilm.safetensors``, one float16 (384,) MiniLM embedding per sentence,
-  keyed by the sentence's sha1; holds every phrasing and its augmented copies.
+  keyed by the sentence's sha1; holds every phrasing, its augmented copies and the paraphrases.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from ..corpus.dataset import ClipRecord
+from ..corpus.paraphrases import PARAPHRASES, paraphrases
 from ..corpus.speech import EMOTIONS
 from .data import FPS, Clip, TrainData, augment_text, bilabial_frames, load_packed_motion
 
@@ -80,13 +81,18 @@ def text_key(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-def phrasings(record: ClipRecord, n_augment: int) -> list[str]:
-    """The clip's instruction phrasings plus ``n_augment`` augmented copies of each (deterministic)."""
+def phrasings(record: ClipRecord, n_augment: int, n_paraphrase: int = 0) -> list[str]:
+    """The clip's instruction phrasings, ``n_augment`` augmented copies of each, and ``n_paraphrase``
+    free wordings of its emotion unless that is slight (deterministic per clip)."""
     out = list(record.instructions)
     for text in record.instructions:
         for k in range(n_augment):
             seed = int(text_key(f"{k}:{text}")[:8], 16)
             out.append(augment_text(text, np.random.default_rng(seed)))
+    if n_paraphrase and record.emotion in PARAPHRASES and (record.emotion == "neutral" or record.intensity != "slight"):
+        seed = int(text_key(f"paraphrase:{record.id}")[:8], 16)
+        gender = record.meta.get("gender")
+        out += paraphrases(record.emotion, gender if gender in ("male", "female") else None, seed, n_paraphrase)
     return list(dict.fromkeys(out))  # drop repeats, keep order
 
 
@@ -108,7 +114,7 @@ def build_text_cache(sentences: list[str], path, encoder=None, load=None, batch_
     return emb
 
 
-def assemble(records: list[ClipRecord], speech: dict, text: dict, n_augment: int) -> list[Clip]:
+def assemble(records: list[ClipRecord], speech: dict, text: dict, n_augment: int, n_paraphrase: int = 0) -> list[Clip]:
     """Records + caches -> Clips with motion loaded and cut to the speech length."""
     clips = []
     for i, record in enumerate(records):
@@ -120,7 +126,7 @@ def assemble(records: list[ClipRecord], speech: dict, text: dict, n_augment: int
         if T < 2:
             log.warning("%s: too short (%d frames), skipped", record.id, T)
             continue
-        texts = phrasings(record, n_augment)
+        texts = phrasings(record, n_augment, n_paraphrase)
         group = EMOTIONS.index(record.emotion) if record.emotion in EMOTIONS else -(i + 1)
         clips.append(Clip(record, feats[:T], motion[:T], torch.stack([text[text_key(t)] for t in texts]).float(), texts, group,
                           bilabial_frames(record, T)))

@@ -57,6 +57,7 @@ class TrainOptions:
     stage1_config: dict = field(default_factory=dict)  # overrides, e.g. {"qformer": {"n_layers": 1}}
     stage2_config: dict = field(default_factory=dict)
     n_augment: int = 1                         # augmented copies of each phrasing (embedded in the cache)
+    n_paraphrase: int = 6                      # free wordings of the emotion per clip (corpus.paraphrases)
     val_clips: int = 16
 
     def phase(self, name: str) -> tuple[int, int, float, float | None]:
@@ -93,9 +94,9 @@ class Context:
         speech = build_speech_cache(
             records, speech_cache_path(self.cache_dir, opts.speech_encoder), load=self._speech_encoder, device=str(self.device)
         )
-        sentences = [s for r in records for s in phrasings(r, opts.n_augment)]
+        sentences = [s for r in records for s in phrasings(r, opts.n_augment, opts.n_paraphrase)]
         text = build_text_cache(sentences, text_cache_path(self.cache_dir), load=self._text_encoder)
-        clips = assemble(records, speech, text, opts.n_augment)
+        clips = assemble(records, speech, text, opts.n_augment, opts.n_paraphrase)
         train, val = split_data(clips, "train"), split_data(clips, "val")
         if train is None:
             raise ValueError(f"{opts.corpus}: no clips in the train split")

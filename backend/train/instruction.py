@@ -22,7 +22,7 @@ from .prior import NAME as PRIOR
 
 NAME = "stage2-instruction"
 STYLE_DRAWS = 4  # reference-frame draws per clip
-BANK_SIZE = 4096  # training phrasings kept in the checkpoint to read instructions by (6 MB)
+BANK_SIZE = 8192  # distinct training phrasings kept in the checkpoint to read instructions by (12.6 MB)
 
 
 @torch.no_grad()
@@ -46,9 +46,13 @@ def load_prior(ctx: Context) -> Stage2:
 
 
 def with_bank(model: Stage2, data: TrainData, size: int, seed: int) -> Stage2:
-    """A fresh instruction path with a bank of up to ``size`` training phrasings (the path is untrained
+    """A fresh instruction path with a bank of up to ``size`` distinct training phrasings (the path is untrained
     at this point: only the talking prior's weights are kept)."""
-    sentences = torch.cat([c.text_emb for c in data.clips])  # (P, 384)
+    unique: dict[str, torch.Tensor] = {}  # a phrasing many clips share takes one row
+    for clip in data.clips:
+        for text, emb in zip(clip.texts, clip.text_emb):
+            unique.setdefault(text, emb)
+    sentences = torch.stack(list(unique.values()))  # (P, 384)
     pick = np.random.default_rng(seed).choice(len(sentences), size=min(size, len(sentences)), replace=False)
     model.config = replace(model.config, bank_size=len(pick))
     model.instruction = InstructionEncoder(model.config.instruction()).to(model.motion_mean.device)
