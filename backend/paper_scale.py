@@ -121,7 +121,7 @@ def time_paper_scale(seconds: float, device: torch.device, new_tokens: int = 40,
         ))
         content = timed("stage2_encoder", lambda: parts.wav2vec2(wave).last_hidden_state)             # (1, T50, 768)
         content = torch.nn.functional.interpolate(content.transpose(1, 2), size=frames, mode="linear").transpose(1, 2)
-        text = torch.randn(1, parts.stage2.config.text_dim, device=device, dtype=dtype)
+        text = torch.randn(1, parts.stage2.instruction.config.input_dim, device=device, dtype=dtype)
         style = timed("stage2_prior", lambda: parts.stage2.sample_style(text, seed=0))
         timed("stage2_generator", lambda: parts.stage2.synthesize(content, None, style))
     timings["total"] = sum(timings.values())

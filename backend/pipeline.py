@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from .audio import Audio
+from .blinks import add_blinks
 from .device import autocast, resolve_device
 from .lipseal import LipTiming, closure_weight, seal, time_lips
 from .models.checkpoint import CheckpointError
@@ -36,6 +37,7 @@ from .speech.base import SpeechModelError
 log = logging.getLogger(__name__)
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+BLINK_STREAM = 7  # the blinks' random stream beside the seed's
 STAGE1_FILE = "stage1.safetensors"
 STAGE2_FILE = "stage2.safetensors"
 
@@ -114,7 +116,8 @@ class Pipeline:
             self.content_encoder = self.style_encoder
         else:
             self.content_encoder = load_encoder(content_kind, self.config.content_path).to(self.device)
-        self.text_encoder = load_text_encoder().to(self.device)
+        self._minilm = load_text_encoder().to(self.device)
+        self._text_encoder = None
         self._llm = None
         self._transcriber = None
         self._features: OrderedDict[str, dict[str, torch.Tensor]] = OrderedDict()
@@ -130,13 +133,30 @@ class Pipeline:
 
     @property
     def llm(self):
-        """(model, tokenizer), loaded on first use: synthesize alone never needs it."""
+        """(model, tokenizer), loaded on first use: stage 1, and stage 2 when it reads instructions through it."""
         if self._llm is None:
             from .llm import load_llm
 
             model, tokenizer = load_llm(self.config.llm_path)
             self._llm = (model.to(self.device), tokenizer)
         return self._llm
+
+    @property
+    def text_encoder(self):
+        """MiniLM, and the LLM's reading of the instruction when the stage 2 weights ask for it (first use)."""
+        if self._text_encoder is None:
+            from .text import InstructionText, load_lm_text_encoder
+
+            lm = None
+            if self.stage2.config.lm_text_dim:
+                lm = load_lm_text_encoder(self.llm)
+                if lm.dim != self.stage2.config.lm_text_dim:
+                    raise PipelineError(
+                        f"the stage 2 weights read instructions through an LLM of width {self.stage2.config.lm_text_dim}"
+                        f" ({self.stage2_meta.get('llm', 'unknown')}); the LLM given has width {lm.dim}"
+                    )
+            self._text_encoder = InstructionText(self._minilm, lm)
+        return self._text_encoder
 
     @property
     def transcriber(self):
@@ -228,10 +248,10 @@ class Pipeline:
         return text
 
     def sample_style(self, instruction: str, seed: int = 0, timings: dict | None = None) -> torch.Tensor:
-        """Instruction -> MiniLM -> aligned feature -> diffusion prior -> style embedding (1, D_style)."""
+        """Instruction -> MiniLM (+ SmolLM2) -> aligned feature -> diffusion prior -> style embedding (1, D_style)."""
         timings = {} if timings is None else timings
         with torch.no_grad(), self._autocast():
-            text_emb = self._timed("text_encoder", timings, self.text_encoder.encode, [instruction])  # (1, 384)
+            text_emb = self._timed("text_encoder", timings, self.text_encoder.encode, [instruction])  # (1, 384 [+ 576])
             return self._timed(
                 "stage2_prior", timings, lambda: self.stage2.sample_style(text_emb.float(), seed=seed, steps=self.config.prior_steps)
             ).float()
@@ -262,6 +282,8 @@ class Pipeline:
             report("stage2_generator", 0.75)
             packed = self._timed("stage2_generator", timings, self.stage2.synthesize, feats["content"], None, style.float())
         packed = packed[0].float().cpu().numpy()  # (T, C)
+        # the generator learns no blinks (speech does not time them): add them as the teacher did, per seed
+        add_blinks(unpack_motion(packed)["expression"], self.config.fps, np.random.default_rng([seed, BLINK_STREAM]))
         if controls is not None:
             packed = apply_controls(packed, controls)
         report("stage2_generator", 1.0)

@@ -3,8 +3,9 @@
 import numpy as np
 
 
-def tiny_checkpoints(folder, trained: bool = True):
-    """Stage 1 and stage 2 checkpoints of tiny random models in ``folder``, over Whisper tiny.en features.
+def tiny_checkpoints(folder, trained: bool = True, lm_text_dim: int = 576):
+    """Stage 1 and stage 2 checkpoints of tiny random models in ``folder``, over Whisper tiny.en features;
+    stage 2 reads instructions through SmolLM2 as the shipped weights do (``lm_text_dim`` 0: MiniLM alone).
 
     ``trained`` only sets the metadata flag: the pipeline refuses untrained files, and the
     plumbing tests need files it accepts. They say nothing about motion quality.
@@ -22,7 +23,8 @@ def tiny_checkpoints(folder, trained: bool = True):
     ))
     stage2 = Stage2(Stage2Config(speech_dim=384, hidden=32, gen_layers=1, gen_heads=2, style_dim=16, style_hidden=32,
                                  style_layers=1, style_heads=2, instr_hidden=32, cond_dim=16, proj_dim=16,
-                                 prior_hidden=32, prior_layers=1, prior_heads=2, sample_steps=4))
+                                 prior_hidden=32, prior_layers=1, prior_heads=2, sample_steps=4,
+                                 lm_text_dim=lm_text_dim))
     extra = {"trained": trained, "speech_encoder": "whisper-tiny.en"}
     save_stage1(folder / "stage1.safetensors", stage1, extra)
     save_stage2(folder / "stage2.safetensors", stage2, extra)

@@ -51,6 +51,13 @@ def test_shipped_weights_are_trained_and_under_60_mb():
     assert all(read_checkpoint(f)[2].get("trained") is True for f in files)
 
 
+def test_instruction_llm_of_the_wrong_width_is_refused(tmp_path):
+    tiny_checkpoints(tmp_path, lm_text_dim=7)
+    pipe = Pipeline(PipelineConfig(checkpoint_dir=tmp_path, device="cpu"))
+    with pytest.raises(PipelineError, match="width 7"):
+        pipe.sample_style("A man is angry.")
+
+
 def test_bad_device_is_refused():
     with pytest.raises(ValueError, match="auto, cpu or cuda"):
         Pipeline(PipelineConfig(device="tpu"))
@@ -82,6 +89,20 @@ def test_features_are_cached_so_regenerate_runs_stage2_only(pipe):
     assert pipe.stats["stage1_runs"] == before["stage1_runs"]  # instruction given: no stage 1
     assert "speech_features" in first.timings and "speech_features" not in second.timings
     assert not first.inferred
+
+
+def test_generated_motion_blinks_per_seed_and_the_blinks_control_removes_them(pipe):
+    from backend.head.components import EXPRESSION_INDEX
+    from backend.models.controls import MotionControls
+
+    blink = EXPRESSION_INDEX["blink_L"]
+    audio = load_audio((speech(8.0, seed=5), 16000))
+    a = pipe.synthesize(audio, "A calm woman.", seed=1)
+    b = pipe.synthesize(audio, "A calm woman.", seed=2)
+    assert a.expression[:, blink].max() > 0.8 and b.expression[:, blink].max() > 0.8
+    assert not np.array_equal(a.expression[:, blink], b.expression[:, blink])
+    off = pipe.synthesize(audio, "A calm woman.", seed=1, controls=MotionControls(blinks=False))
+    assert np.all(off.expression[:, blink] == 0.0)
 
 
 def test_same_seed_same_motion(pipe):
@@ -303,3 +324,10 @@ def test_lip_seal_off_and_recogniser_failures_keep_the_take(pipe, monkeypatch, t
     plain = Pipeline(PipelineConfig(checkpoint_dir=folder, device="cpu", allow_untrained=True, lip_seal=False))
     result = plain.generate(audio, instruction="A calm man.", seed=0)
     assert result.lips is None and "lip_timing" not in result.timings and plain._transcriber is None
+
+
+def test_instructions_are_read_by_minilm_and_the_llm(pipe):
+    emb = pipe.text_encoder.encode(["A man is furious.", "A woman is over the moon."])
+    assert emb.shape == (2, 384 + 576)
+    assert torch.allclose(emb[:, :384].norm(dim=-1), torch.ones(2), atol=1e-4)  # MiniLM part unit length
+    assert not torch.allclose(emb[0, 384:], emb[1, 384:])

@@ -202,3 +202,23 @@ def test_instruction_bank_reads_new_wording_as_a_mix_of_training_sentences():
     assert torch.allclose(bank[[2, 4]].T @ weights, mix, atol=1e-4)
     with pytest.raises(ValueError, match="bank"):
         model.instruction.set_bank(torch.randn(5, model.config.text_dim))
+
+
+def test_lm_reading_goes_beside_the_bank_and_is_dropped_only_in_training():
+    torch.manual_seed(0)
+    model = Stage2(tiny_config(bank_size=4, bank_k=2, lm_text_dim=5, text_part_drop=0.3))
+    D = model.config.text_dim
+    model.instruction.set_bank(torch.nn.functional.normalize(torch.randn(4, D), dim=-1))
+    with pytest.raises(ValueError, match=rf"{D} \(MiniLM\) \+ 5 \(LM\)"):
+        model.instruction(torch.randn(1, D))
+    model.eval()
+    text = torch.randn(1, D + 5)
+    other_lm = torch.cat([text[:, :D], torch.randn(1, 5)], dim=-1)
+    assert not torch.allclose(model.instruction(text), model.instruction(other_lm))  # the LM part is read
+    assert torch.equal(model.instruction(text), model.instruction(text))
+    assert model.sample_style(text, seed=1).shape == (1, model.config.style_dim)
+    model.train()
+    outs = model.instruction(text.expand(64, -1))  # dropout is 0: rows differ only where a part was dropped
+    assert len({tuple(o.round(decimals=5).tolist()) for o in outs}) == 3
+    with pytest.raises(ValueError, match="part_drop"):
+        Stage2(tiny_config(lm_text_dim=5, text_part_drop=0.5))

@@ -142,6 +142,19 @@ def test_all_trains_every_phase_and_writes_trained_checkpoints(setup):
     # clips of one emotion share phrasings: each distinct sentence takes one bank row
     distinct = {t for r in load_corpus(corpus, split="train") for t in phrasings(r, 1, TrainOptions(corpus).n_paraphrase)}
     assert len(stage2.instruction.bank) == len(distinct)
+    # instructions are also read through the run's LLM, cached beside MiniLM's embeddings
+    assert stage2.config.lm_text_dim == 16 and extra2["llm"] == "llm"
+    assert (corpus / "cache" / "text-llm.safetensors").is_file()
+
+
+def test_instruction_phase_can_read_minilm_alone(setup):
+    root, corpus = setup
+    assert main(args(root, corpus, "stage2-prior", "run_minilm", "--steps", "1")) == 0
+    assert main([*args(root, corpus, "stage2-instruction", "run_minilm", "--steps", "2"),
+                 "--stage2-config", json.dumps({**STAGE2, "lm_text_dim": 0})]) == 0
+    stage2, extra = load_stage2(root / "run_minilm" / "stage2-instruction" / "model.safetensors")
+    assert stage2.config.lm_text_dim == 0 and "llm" not in extra
+    assert stage2.sample_style(torch.randn(1, stage2.config.text_dim)).shape == (1, stage2.config.style_dim)
 
 
 def test_phase_resumes_from_its_saved_step(setup, capsys):

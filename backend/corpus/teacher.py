@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..align import BILABIALS, SILENCE, VOWELS, Segment, phone_at_frames
+from ..blinks import BLINKS_PER_MINUTE, add_blinks
 from ..head.components import EXPRESSION_INDEX, N_EXPRESSION
 from ..motion import Motion
 from .prosody import Contours, contours
@@ -161,7 +162,7 @@ _POSTURE = {"neutral": (0.0, 0.0, 0.0), "happy": (-0.03, 0.0, 0.03), "angry": (0
 @dataclass
 class TeacherConfig:
     fps: float = FPS
-    blink_per_minute: float = 17.0
+    blink_per_minute: float = BLINKS_PER_MINUTE
     sway: float = 0.025  # radians, head sway amplitude
     nod: float = 0.035  # radians, nod on a stressed vowel
     gaze: float = 0.12  # radians, gaze shift range
@@ -218,7 +219,7 @@ def teach_full(phones: list[Segment], samples: np.ndarray, emotion: str, intensi
         expr[:, EXPRESSION_INDEX[name]] += curve
 
     _add_brow_raises(expr, prosody, cfg.fps, rng, 0.25 + 0.2 * (emotion in ("surprised", "happy", "fear")))
-    _add_blinks(expr, duration, cfg, rng, _EXTRA_BLINK_RATE.get(emotion, 1.0))
+    add_blinks(expr, cfg.fps, rng, cfg.blink_per_minute * _EXTRA_BLINK_RATE.get(emotion, 1.0), duration)
     eye = _gaze(n, cfg, rng, emotion, scale)
     neck, root = _head(n, cfg, rng, phones, prosody, emotion, scale)
 
@@ -271,22 +272,6 @@ def _add_brow_raises(expr: np.ndarray, prosody: Contours, fps: float, rng: np.ra
                 b = amount * rng.uniform(0.6, 1.2) * _bump(n, fps, k / fps, 0.12)
                 for name in ("brow_inner_raise_L", "brow_inner_raise_R", "brow_outer_raise_L", "brow_outer_raise_R"):
                     expr[:, EXPRESSION_INDEX[name]] += b * (0.7 if "inner" in name else 1.0)
-
-
-def _add_blinks(expr: np.ndarray, duration: float, cfg: TeacherConfig, rng: np.random.Generator, rate_factor: float) -> None:
-    n = expr.shape[0]
-    t = np.arange(n) / cfg.fps
-    rate = cfg.blink_per_minute * rate_factor / 60.0
-    start = rng.exponential(1.0 / rate) * rng.uniform(0.2, 1.0)
-    while start < duration:
-        length = rng.uniform(0.10, 0.20)
-        close = length * 0.4
-        shape = np.where(t < start, 0.0, np.where(t < start + close, (t - start) / close,
-                         np.clip(1 - (t - start - close) / (length - close), 0.0, 1.0)))
-        depth = rng.uniform(0.9, 1.0)
-        expr[:, EXPRESSION_INDEX["blink_L"]] = np.maximum(expr[:, EXPRESSION_INDEX["blink_L"]], depth * shape)
-        expr[:, EXPRESSION_INDEX["blink_R"]] = np.maximum(expr[:, EXPRESSION_INDEX["blink_R"]], depth * rng.uniform(0.93, 1.0) * shape)
-        start += length + max(rng.exponential(1.0 / rate), 0.25)
 
 
 def _gaze(n: int, cfg: TeacherConfig, rng: np.random.Generator, emotion: str, scale: float) -> np.ndarray:

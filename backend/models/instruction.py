@@ -7,6 +7,12 @@ weighted mix of its nearest training sentences (cosine, softmax over the top
 never used ("she's about to blow her top") lands among the training sentences
 MiniLM finds nearest, instead of somewhere the MLP never saw.
 
+With ``lm_dim`` > 0 the input also carries an LM reading of the sentence (the
+mean of the LLM's last hidden states, SmolLM2's by default; ``text.LMTextEncoder``)
+after the MiniLM part; it skips the bank and goes to the MLP beside the MiniLM reading. In
+training each part is dropped now and then (``part_drop``), so that the MLP
+learns to read the LM part and not only the bank's near-exact match.
+
 ``encode`` gives c, the condition of the diffusion prior. For the contrastive loss,
 c and the style embedding are each projected into a shared space (F_ci^i, F_ci^s)
 and compared by cosine similarity over the batch, CLIP-style, in both directions.
@@ -35,6 +41,12 @@ class InstructionConfig:
     bank_size: int = 0
     bank_k: int = 16
     bank_temperature: float = 0.03
+    lm_dim: int = 0
+    part_drop: float = 0.0
+
+    @property
+    def input_dim(self) -> int:
+        return self.text_dim + self.lm_dim
 
 
 class InstructionEncoder(nn.Module):
@@ -42,10 +54,12 @@ class InstructionEncoder(nn.Module):
         super().__init__()
         if config.temperature <= 0 or config.bank_temperature <= 0:
             raise ValueError(f"temperatures must be positive, got {config.temperature} and {config.bank_temperature}")
+        if not 0.0 <= config.part_drop < 0.5:
+            raise ValueError(f"part_drop must be in [0, 0.5), got {config.part_drop}")
         self.config = config
         self.mlp = nn.Sequential(
-            nn.LayerNorm(config.text_dim),
-            nn.Linear(config.text_dim, config.hidden),
+            nn.LayerNorm(config.input_dim),
+            nn.Linear(config.input_dim, config.hidden),
             nn.GELU(),
             nn.Dropout(config.dropout),
             nn.Linear(config.hidden, config.cond_dim),
@@ -80,12 +94,22 @@ class InstructionEncoder(nn.Module):
         return (weight.unsqueeze(-1) * self.bank[top.indices]).sum(dim=1)    # (B, text_dim)
 
     def forward(self, text_emb: torch.Tensor) -> torch.Tensor:
-        """text_emb (B, text_dim) -> aligned instruction feature c (B, cond_dim)."""
-        if text_emb.shape[-1] != self.config.text_dim:
-            raise ValueError(f"text embedding has {text_emb.shape[-1]} channels, expected {self.config.text_dim}")
+        """text_emb (B, text_dim [+ lm_dim]) -> aligned instruction feature c (B, cond_dim)."""
+        cfg = self.config
+        if text_emb.shape[-1] != cfg.input_dim:
+            what = f"{cfg.text_dim} (MiniLM) + {cfg.lm_dim} (LM)" if cfg.lm_dim else f"{cfg.text_dim}"
+            raise ValueError(f"text embedding has {text_emb.shape[-1]} channels, expected {what}")
+        sentence, lm = text_emb[..., :cfg.text_dim], text_emb[..., cfg.text_dim:]
         if self.bank is not None:
-            text_emb = self.read(text_emb)
-        return self.mlp(text_emb)
+            sentence = self.read(sentence)
+        if not cfg.lm_dim:
+            return self.mlp(sentence)
+        lm = F.layer_norm(lm, lm.shape[-1:])
+        if self.training and cfg.part_drop > 0:
+            u = torch.rand(len(text_emb), 1, device=text_emb.device)
+            sentence = sentence * (u >= cfg.part_drop)                     # MiniLM part dropped
+            lm = lm * ((u < cfg.part_drop) | (u >= 2 * cfg.part_drop))     # LM part dropped, never both
+        return self.mlp(torch.cat([sentence, lm], dim=-1))
 
     def contrastive_loss(self, c: torch.Tensor, style: torch.Tensor, group: torch.Tensor | None = None) -> torch.Tensor:
         """Symmetric InfoNCE between instructions c (B, cond_dim) and styles (B, style_dim) of the same clips.

@@ -55,6 +55,8 @@ class Stage2Config:
     bank_size: int = 0              # training sentences kept to read instructions by (0: none)
     bank_k: int = 16
     bank_temperature: float = 0.03
+    lm_text_dim: int = 0            # LM reading of the instruction beside MiniLM (0: MiniLM only)
+    text_part_drop: float = 0.0     # training: chance of dropping each text part
     cond_dim: int = 128
     proj_dim: int = 128
     temperature: float = 0.07
@@ -94,6 +96,7 @@ class Stage2Config:
         return InstructionConfig(
             self.text_dim, self.instr_hidden, self.cond_dim, self.style_dim, self.proj_dim,
             self.temperature, self.learn_temperature, self.dropout, self.bank_size, self.bank_k, self.bank_temperature,
+            self.lm_text_dim, self.text_part_drop,
         )
 
     def prior(self) -> PriorConfig:
@@ -178,7 +181,7 @@ class Stage2(nn.Module):
         return self.style_encoder(self.normalize(ref_motion), ref_mask)
 
     def sample_style(self, text_emb: torch.Tensor, seed: int = 0, steps: int | None = None, guidance: float | None = None) -> torch.Tensor:
-        """Instruction embeddings (B, text_dim) -> sampled style embeddings (B, D_style)."""
+        """Instruction embeddings (B, text_dim [+ lm_text_dim]) -> sampled style embeddings (B, D_style)."""
         c = self.instruction(text_emb)  # (B, D_c)
         return self.prior.sample(c, seed=seed, steps=steps, guidance=guidance)
 

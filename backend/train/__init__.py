@@ -6,11 +6,13 @@
 
 Each phase resumes from ``<run>/<phase>/state.pt``; losses go to ``<run>/log.jsonl``.
 The first run builds the feature cache (``<corpus>/cache``): speech features of every
-clip and MiniLM embeddings of every instruction phrasing. ``all`` runs the four
-phases and writes ``stage1.safetensors`` and ``stage2.safetensors`` into ``--out``.
+clip and MiniLM embeddings of every instruction phrasing; the instruction phase adds
+the LLM's reading of every phrasing. ``all`` runs the four phases and writes
+``stage1.safetensors`` and ``stage2.safetensors`` into ``--out``.
 
 Time on the 2-core CPU, otherwise quiet: feature cache ~0.27 s per clip (Whisper
-tiny.en pads every clip to 30 s) + ~250 instruction phrasings/s (MiniLM); training
+tiny.en pads every clip to 30 s) + ~250 instruction phrasings/s (MiniLM) + ~28/s
+(SmolLM2, measured while nothing else ran); training
 ~50 min for the default steps (see ``context.DEFAULTS``). ``--budget-minutes`` (default
 55) scales the steps, and each phase stops early at its share of the budget (x1.2) when
 the machine is busy, keeping its state so that running the command again continues it.

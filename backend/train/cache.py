@@ -4,6 +4,7 @@
   saved every minute while it grows, so an interrupted build continues where it stopped.
 - text: ``<cache>/text-minilm.safetensors``, one float16 (384,) MiniLM embedding per sentence,
   keyed by the sentence's sha1; holds every phrasing, its augmented copies and the paraphrases.
+  ``<cache>/text-<llm>.safetensors`` holds the LLM's readings of the same sentences (SmolLM2: 576,).
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ def speech_cache_path(cache_dir, kind: str) -> Path:
 
 def text_cache_path(cache_dir) -> Path:
     return Path(cache_dir) / "text-minilm.safetensors"
+
+
+def lm_text_cache_path(cache_dir, llm_name: str) -> Path:
+    return Path(cache_dir) / f"text-{llm_name}.safetensors"
 
 
 def _read(path: Path) -> dict[str, torch.Tensor]:
@@ -96,21 +101,27 @@ def phrasings(record: ClipRecord, n_augment: int, n_paraphrase: int = 0) -> list
     return list(dict.fromkeys(out))  # drop repeats, keep order
 
 
-def build_text_cache(sentences: list[str], path, encoder=None, load=None, batch_size: int = 64) -> dict[str, torch.Tensor]:
-    """MiniLM embeddings (384,) keyed by ``text_key``, read from ``path`` and completed there."""
+def build_text_cache(sentences: list[str], path, encoder=None, load=None, batch_size: int = 64,
+                     name: str = "all-MiniLM-L6-v2") -> dict[str, torch.Tensor]:
+    """Sentence embeddings keyed by ``text_key`` (MiniLM's by default; ``name`` is the encoder's),
+    read from ``path`` and completed there, saved every minute while it grows."""
     path = Path(path)
     emb = _read(path)
-    todo = list(dict.fromkeys(s for s in sentences if text_key(s) not in emb))
+    todo = sorted(dict.fromkeys(s for s in sentences if text_key(s) not in emb), key=len)  # batches of like length pad little
     if not todo:
         return emb
     if encoder is None:
         encoder = load()
-    for start in tqdm(range(0, len(todo), batch_size), desc="instruction embeddings", file=sys.stderr, dynamic_ncols=True):
+    last_save = time.monotonic()
+    for start in tqdm(range(0, len(todo), batch_size), desc=f"instruction embeddings ({name})", file=sys.stderr, dynamic_ncols=True):
         chunk = todo[start:start + batch_size]
-        vectors = encoder.encode(chunk).to("cpu", torch.float16)  # (n, 384)
+        vectors = encoder.encode(chunk).to("cpu", torch.float16)  # (n, D)
         for text, vector in zip(chunk, vectors):
             emb[text_key(text)] = vector.clone()
-    _write(path, emb, {"encoder": "all-MiniLM-L6-v2"})
+        if time.monotonic() - last_save > SAVE_EVERY_S:
+            _write(path, emb, {"encoder": name})
+            last_save = time.monotonic()
+    _write(path, emb, {"encoder": name})
     return emb
 
 

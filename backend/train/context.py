@@ -6,8 +6,12 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 
-from .cache import assemble, build_speech_cache, build_text_cache, phrasings, speech_cache_path, split_data, text_cache_path
+from .cache import (
+    assemble, build_speech_cache, build_text_cache, lm_text_cache_path, phrasings, speech_cache_path, split_data, text_cache_path,
+    text_key,
+)
 from ..device import resolve_device
 from .data import TrainData, load_records
 
@@ -104,6 +108,23 @@ class Context:
             val.clips = val.clips[: opts.val_clips]
         log.info("train clips: %d, val clips: %d", len(train), 0 if val is None else len(val))
         return train, val
+
+    def lm_text(self) -> int:
+        """Give every loaded clip its readings by the run's LLM (``Clip.lm_emb``), cached beside MiniLM's;
+        returns their width."""
+        train, val = self.data()
+        clips = train.clips + (val.clips if val is not None else [])
+        if any(c.lm_emb is None for c in clips):
+            emb = build_text_cache([t for c in clips for t in c.texts], lm_text_cache_path(self.cache_dir, self.llm_name),
+                                   load=self._lm_text_encoder, batch_size=32, name=self.llm_name)
+            for c in clips:
+                c.lm_emb = torch.stack([emb[text_key(t)] for t in c.texts]).float()
+        return int(clips[0].lm_emb.shape[-1])
+
+    def _lm_text_encoder(self):
+        from ..text import load_lm_text_encoder
+
+        return load_lm_text_encoder(self.llm()).to(self.device)  # the run's LLM, the one stage 1 speaks through
 
     def _speech_encoder(self):
         from ..speech import load_encoder

@@ -85,6 +85,7 @@ class Clip:
     texts: list[str]            # the phrasings behind text_emb rows
     group: int                  # emotion index (-1 unknown): same-group clips are not negatives
     bilabial: torch.Tensor | None = None  # (T,) bool, frames of P/B/M phones (None: no alignment)
+    lm_emb: torch.Tensor | None = None    # (P, H) the LLM's readings of the same phrasings, once the instruction phase asks
 
 
 class TrainData:

@@ -3,7 +3,9 @@
 The talking prior is frozen. Each clip's style embedding is computed once, from a few
 independent draws of reference frames, so a step touches no motion at all. The
 instruction path gets a bank of training phrasings to read instructions by
-(``InstructionEncoder.read``), kept in the checkpoint.
+(``InstructionEncoder.read``), kept in the checkpoint, and reads each phrasing
+through SmolLM2 as well (``lm_text_dim``; ``--stage2-config '{"lm_text_dim": 0}'``
+trains on MiniLM alone).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .prior import NAME as PRIOR
 NAME = "stage2-instruction"
 STYLE_DRAWS = 4  # reference-frame draws per clip
 BANK_SIZE = 8192  # distinct training phrasings kept in the checkpoint to read instructions by (12.6 MB)
+PART_DROP = 0.35  # chance of training on the LM reading alone, and again on MiniLM's alone
 
 
 @torch.no_grad()
@@ -45,19 +48,25 @@ def load_prior(ctx: Context) -> Stage2:
     return model
 
 
-def with_bank(model: Stage2, data: TrainData, size: int, seed: int) -> Stage2:
-    """A fresh instruction path with a bank of up to ``size`` distinct training phrasings (the path is untrained
-    at this point: only the talking prior's weights are kept)."""
+def fresh_instruction(model: Stage2, data: TrainData, bank_size: int, lm_dim: int, part_drop: float, seed: int) -> Stage2:
+    """A fresh, untrained instruction path reading MiniLM (and the LM when ``lm_dim``), with a bank of up to
+    ``bank_size`` distinct training phrasings; only the talking prior's weights are kept."""
     unique: dict[str, torch.Tensor] = {}  # a phrasing many clips share takes one row
     for clip in data.clips:
         for text, emb in zip(clip.texts, clip.text_emb):
             unique.setdefault(text, emb)
     sentences = torch.stack(list(unique.values()))  # (P, 384)
-    pick = np.random.default_rng(seed).choice(len(sentences), size=min(size, len(sentences)), replace=False)
-    model.config = replace(model.config, bank_size=len(pick))
+    pick = np.random.default_rng(seed).choice(len(sentences), size=min(bank_size, len(sentences)), replace=False)
+    model.config = replace(model.config, bank_size=len(pick), lm_text_dim=lm_dim, text_part_drop=part_drop if lm_dim else 0.0)
     model.instruction = InstructionEncoder(model.config.instruction()).to(model.motion_mean.device)
-    model.instruction.set_bank(sentences[torch.from_numpy(np.sort(pick))])
+    if len(pick):
+        model.instruction.set_bank(sentences[torch.from_numpy(np.sort(pick))])
     return model
+
+
+def text_rows(clip, lm: bool) -> torch.Tensor:
+    """(P, 384 [+ 576]) instruction inputs of a clip's phrasings."""
+    return torch.cat([clip.text_emb, clip.lm_emb], dim=-1) if lm else clip.text_emb
 
 
 @torch.no_grad()
@@ -69,7 +78,7 @@ def validate(ctx: Context, model: Stage2, train_styles: torch.Tensor) -> dict:
         return {}
     model.eval()
     styles = clip_styles(model, val, 1, 99, ctx.device)[:, 0]                            # (N, D)
-    text = torch.stack([c.text_emb[0] for c in val.clips])                              # (N, 384)
+    text = torch.stack([text_rows(c, model.config.lm_text_dim > 0)[0] for c in val.clips])  # (N, 384 [+ 576])
     group = torch.tensor([c.group for c in val.clips])
     batch = {"text_emb": text.to(ctx.device), "style": styles.to(ctx.device), "group": group.to(ctx.device)}
     gen = torch.Generator().manual_seed(7)
@@ -89,10 +98,12 @@ def validate(ctx: Context, model: Stage2, train_styles: torch.Tensor) -> dict:
 def train_instruction(ctx: Context) -> dict:
     steps, batch_size, lr, limit = ctx.options.phase(NAME)
     train, _ = ctx.data()
-    bank_size = int(ctx.options.stage2_config.get("bank_size", BANK_SIZE))
+    overrides = ctx.options.stage2_config
+    bank_size = int(overrides.get("bank_size", BANK_SIZE))
+    lm = bool(overrides.get("lm_text_dim", True))
     model = load_prior(ctx)
-    if bank_size:
-        model = with_bank(model, train, bank_size, ctx.options.seed)
+    lm_dim = ctx.lm_text() if lm else 0
+    model = fresh_instruction(model, train, bank_size, lm_dim, float(overrides.get("text_part_drop", PART_DROP)), ctx.options.seed)
     model = model.to(ctx.device)
     model.set_phase("instruction")
     model.train()
@@ -101,7 +112,8 @@ def train_instruction(ctx: Context) -> dict:
 
     def step(rng: np.random.Generator) -> dict:
         idx = rng.choice(len(train), size=batch_size, replace=batch_size > len(train))
-        text = torch.stack([train.clips[i].text_emb[rng.integers(len(train.clips[i].text_emb))] for i in idx])  # (B, 384)
+        rows = [text_rows(train.clips[i], lm) for i in idx]
+        text = torch.stack([r[rng.integers(len(r))] for r in rows])  # (B, 384 [+ 576])
         style = styles[torch.from_numpy(idx), torch.from_numpy(rng.integers(0, STYLE_DRAWS, len(idx)))]          # (B, D)
         batch = {"text_emb": text, "style": style, "group": groups[torch.from_numpy(idx)]}
         return model.losses({k: v.to(ctx.device) for k, v in batch.items()})
@@ -110,5 +122,8 @@ def train_instruction(ctx: Context) -> dict:
     result = run_loop(NAME, ctx.run, model, model.phase_parameters(), step, LoopConfig(steps, lr, time_limit_s=limit), rng)
     metrics = validate(ctx, model, styles)
     log_line(ctx.run / "log.jsonl", {"phase": NAME, "step": result["step"], "event": "validation", **metrics})
-    save_stage2(ctx.model_path(NAME), model, extra={"phase": NAME, "steps": result["step"], "speech_encoder": ctx.options.speech_encoder, **metrics})
+    extra = {"phase": NAME, "steps": result["step"], "speech_encoder": ctx.options.speech_encoder, **metrics}
+    if lm_dim:
+        extra["llm"] = ctx.llm_name  # the LLM that reads the instructions
+    save_stage2(ctx.model_path(NAME), model, extra=extra)
     return {**result, **metrics}
