@@ -64,9 +64,9 @@ def fresh_instruction(model: Stage2, data: TrainData, bank_size: int, lm_dim: in
     return model
 
 
-def text_rows(clip, lm: bool) -> torch.Tensor:
-    """(P, 384 [+ 576]) instruction inputs of a clip's phrasings."""
-    return torch.cat([clip.text_emb, clip.lm_emb], dim=-1) if lm else clip.text_emb
+def text_input(clip, j: int, lm: bool) -> torch.Tensor:
+    """(384 [+ 576]) instruction input of a clip's phrasing ``j``."""
+    return torch.cat([clip.text_emb[j], clip.lm_emb[j]]) if lm else clip.text_emb[j]
 
 
 @torch.no_grad()
@@ -78,7 +78,7 @@ def validate(ctx: Context, model: Stage2, train_styles: torch.Tensor) -> dict:
         return {}
     model.eval()
     styles = clip_styles(model, val, 1, 99, ctx.device)[:, 0]                            # (N, D)
-    text = torch.stack([text_rows(c, model.config.lm_text_dim > 0)[0] for c in val.clips])  # (N, 384 [+ 576])
+    text = torch.stack([text_input(c, 0, model.config.lm_text_dim > 0) for c in val.clips])  # (N, 384 [+ 576])
     group = torch.tensor([c.group for c in val.clips])
     batch = {"text_emb": text.to(ctx.device), "style": styles.to(ctx.device), "group": group.to(ctx.device)}
     gen = torch.Generator().manual_seed(7)
@@ -112,8 +112,8 @@ def train_instruction(ctx: Context) -> dict:
 
     def step(rng: np.random.Generator) -> dict:
         idx = rng.choice(len(train), size=batch_size, replace=batch_size > len(train))
-        rows = [text_rows(train.clips[i], lm) for i in idx]
-        text = torch.stack([r[rng.integers(len(r))] for r in rows])  # (B, 384 [+ 576])
+        clips = [train.clips[i] for i in idx]
+        text = torch.stack([text_input(c, rng.integers(len(c.text_emb)), lm) for c in clips])  # (B, 384 [+ 576])
         style = styles[torch.from_numpy(idx), torch.from_numpy(rng.integers(0, STYLE_DRAWS, len(idx)))]          # (B, D)
         batch = {"text_emb": text, "style": style, "group": groups[torch.from_numpy(idx)]}
         return model.losses({k: v.to(ctx.device) for k, v in batch.items()})
