@@ -156,6 +156,31 @@ def test_learned_prefix_goes_before_the_soft_prompt_and_trains_with_the_projecti
     assert stage1.instructor.prefix.grad is not None and stage1.instructor.prefix.grad.abs().sum() > 0
 
 
+def test_emphasis_weighs_the_tokens_of_its_spans_in_the_loss():
+    llm, tokenizer = tiny_llm()
+    stage1 = tiny_stage1()
+    query_out = stage1.qformer(torch.randn(2, 10, 12))
+    start = TARGETS[1].index("anger")
+    spans = [[], [(start, start + len("anger"))]]
+    batch = stage1.instructor.build_inputs(query_out, [0, 1], tokenizer, llm, TARGETS, spans, 4.0)
+    weights, labels = batch["loss_weights"], batch["labels"]
+    assert ((weights > 0) == (labels != IGNORE)).all()  # the prompt never counts
+    heavy = labels[1][weights[1] == 4.0].tolist()
+    assert tokenizer.decode(heavy) == "anger" and (weights[0][labels[0] != IGNORE] == 1.0).all()
+    with torch.no_grad():
+        plain = stage1.instructor.loss(query_out, [0, 1], TARGETS, tokenizer, llm)
+        same = stage1.instructor.loss(query_out, [0, 1], TARGETS, tokenizer, llm, spans, 1.0)
+        weighted = stage1.instructor.loss(query_out, [0, 1], TARGETS, tokenizer, llm, spans, 4.0)
+        inputs = {k: v for k, v in batch.items() if k in ("inputs_embeds", "attention_mask")}
+        full = llm(**inputs, labels=labels)  # the LM's own loss: every position through the head
+        target, w = labels[:, 1:], weights[:, 1:]
+        ce = torch.nn.functional.cross_entropy(full.logits[:, :-1].transpose(1, 2), target.clamp_min(0), reduction="none")
+    assert torch.allclose(plain, full.loss, atol=1e-5) and torch.allclose(plain, same, atol=1e-6)
+    assert torch.allclose(weighted, (ce * w).sum() / w.sum(), atol=1e-5) and not torch.allclose(weighted, plain)
+    with pytest.raises(ValueError, match="emphasis"):
+        stage1.instructor.build_inputs(query_out, [0, 1], tokenizer, llm, TARGETS, [[]], 4.0)
+
+
 def test_chat_template_puts_the_soft_prompt_in_the_user_turn():
     template = "{% for m in messages %}<s> {{ m['role'] }} : {{ m['content'] }} </s> {% endfor %}{% if add_generation_prompt %}<s> assistant : {% endif %}"
     llm, tokenizer = tiny_llm(chat_template=template)

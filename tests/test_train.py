@@ -222,6 +222,22 @@ def test_phrasings_add_paraphrases_unless_the_emotion_is_slight():
     assert not any(" her" in t or "She" in t for t in phrasings(record("sad", "moderate", gender="unknown"), 0, 6)[1:])
 
 
+def test_projection_targets_name_the_emotion_and_find_its_words():
+    from types import SimpleNamespace
+
+    from backend.train.projection import emotion_spans, naming_phrasings
+
+    text = "A man is over the moon and speaks with a grin; over-the-moon, he is Happy."
+    assert [text[a:b] for a, b in emotion_spans(text, "happy")] == ["over the moon", "Happy"]
+    assert emotion_spans(text, "sad") == [] and emotion_spans(text, None) == []
+    record = SimpleNamespace(emotion="angry", instructions=["He speaks with brows pulled down.", "A furious man speaks with brows pulled down."])
+    assert naming_phrasings(record) == ["A furious man speaks with brows pulled down."]
+    unnamed = SimpleNamespace(emotion="angry", instructions=["He speaks with brows pulled down."])
+    assert naming_phrasings(unnamed) == unnamed.instructions
+    unknown = SimpleNamespace(emotion=None, instructions=["A calm voice.", "Someone speaks."])
+    assert naming_phrasings(unknown) == unknown.instructions
+
+
 def test_window_batch_takes_reference_frames_outside_the_window():
     motion = torch.arange(200, dtype=torch.float32)[:, None].expand(200, 115).clone()  # frame index in every channel
     clip = Clip(None, torch.zeros(200, 8, dtype=torch.float16), motion, torch.zeros(1, 384), ["x"], 0)

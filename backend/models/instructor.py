@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ..templates import TEMPLATES
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -67,10 +68,13 @@ class Instructor(nn.Module):
         prefix = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
         return prefix, tokenizer(" " + template + "\n", add_special_tokens=False)["input_ids"]
 
-    def build_inputs(self, query_out: torch.Tensor, template_ids, tokenizer, llm, targets: list[str] | None = None) -> dict:
+    def build_inputs(self, query_out: torch.Tensor, template_ids, tokenizer, llm, targets: list[str] | None = None,
+                     emphasis: list[list[tuple[int, int]]] | None = None, emphasis_weight: float = 1.0) -> dict:
         """``inputs_embeds`` (B, L, llm_dim), ``attention_mask`` (B, L) and, with targets, ``labels`` (B, L).
 
-        Left-padded so that generation continues right after each prompt.
+        Left-padded so that generation continues right after each prompt. With targets the batch
+        also holds ``loss_weights`` (B, L): 0 over the prompt, 1 over the answer, and
+        ``emphasis_weight`` on the tokens of the ``emphasis`` character spans (per target).
         """
         embed = llm.get_input_embeddings()
         if embed.embedding_dim != self.config.llm_dim:
@@ -83,6 +87,8 @@ class Instructor(nn.Module):
             template_ids = [template_ids] * B
         if len(template_ids) != B or (targets is not None and len(targets) != B):
             raise ValueError("one template id (and one target) per batch item")
+        if emphasis is not None and (targets is None or len(emphasis) != B):
+            raise ValueError("emphasis needs one list of spans per target")
         for t in template_ids:
             if not 0 <= t < len(TEMPLATES):
                 raise ValueError(f"template id must be in [0, {len(TEMPLATES) - 1}], got {t}")
@@ -91,35 +97,58 @@ class Instructor(nn.Module):
         if self.prefix is not None:
             soft = torch.cat([self.prefix.expand(B, -1, -1).to(soft.dtype), soft], dim=1)  # (B, P + Q, E)
         soft = soft.to(embed.weight.dtype)
-        rows, labels = [], []
+        rows, labels, weights = [], [], []
         for b in range(B):
             before, after = self.prompt_ids(tokenizer, TEMPLATES[template_ids[b]])
-            answer = []
+            answer, weight = [], []
             if targets is not None:
-                answer = tokenizer(targets[b].strip(), add_special_tokens=False)["input_ids"]
-                if tokenizer.eos_token_id is not None:
-                    answer = answer + [tokenizer.eos_token_id]
+                answer, weight = self._answer(tokenizer, targets[b].strip(), emphasis[b] if emphasis else [], emphasis_weight)
             ids = lambda x: torch.tensor(x, dtype=torch.long, device=device)  # noqa: E731
             rows.append(torch.cat([embed(ids(before)), soft[b], embed(ids(after + answer))]))  # (L_b, E)
             n_prompt = len(before) + soft.shape[1] + len(after)
             labels.append([IGNORE] * n_prompt + answer)
+            weights.append([0.0] * n_prompt + weight)
         length = max(r.shape[0] for r in rows)
         inputs = soft.new_zeros(B, length, soft.shape[-1])  # (B, L, E)
         mask = torch.zeros(B, length, dtype=torch.long, device=device)  # (B, L)
         label_ids = torch.full((B, length), IGNORE, dtype=torch.long, device=device)  # (B, L)
+        loss_weights = torch.zeros(B, length, device=device)  # (B, L)
         for b, row in enumerate(rows):
             inputs[b, length - row.shape[0] :] = row
             mask[b, length - row.shape[0] :] = 1
             label_ids[b, length - row.shape[0] :] = torch.tensor(labels[b], dtype=torch.long, device=device)
+            loss_weights[b, length - row.shape[0] :] = torch.tensor(weights[b], device=device)
         out = {"inputs_embeds": inputs, "attention_mask": mask}
         if targets is not None:
             out["labels"] = label_ids
+            out["loss_weights"] = loss_weights
         return out
 
-    def loss(self, query_out: torch.Tensor, template_ids, targets: list[str], tokenizer, llm) -> torch.Tensor:
-        """Next-token cross entropy on the target instructions only."""
-        batch = self.build_inputs(query_out, template_ids, tokenizer, llm, targets)
-        return llm(**batch).loss
+    @staticmethod
+    def _answer(tokenizer, target: str, spans: list[tuple[int, int]], emphasis_weight: float) -> tuple[list[int], list[float]]:
+        """Token ids of ``target`` + EOS, and each token's loss weight (``emphasis_weight`` where it overlaps a span)."""
+        if not spans:
+            answer = tokenizer(target, add_special_tokens=False)["input_ids"]
+            weight = [1.0] * len(answer)
+        else:
+            enc = tokenizer(target, add_special_tokens=False, return_offsets_mapping=True)
+            answer = enc["input_ids"]
+            weight = [emphasis_weight if any(s < e0 and e > s0 for s0, e0 in spans) else 1.0 for s, e in enc["offset_mapping"]]
+        if tokenizer.eos_token_id is not None:
+            answer, weight = answer + [tokenizer.eos_token_id], weight + [1.0]
+        return answer, weight
+
+    def loss(self, query_out: torch.Tensor, template_ids, targets: list[str], tokenizer, llm,
+             emphasis: list[list[tuple[int, int]]] | None = None, emphasis_weight: float = 1.0) -> torch.Tensor:
+        """Next-token cross entropy on the target instructions only, a weighted mean (see ``build_inputs``).
+        The LM head runs on the answer positions only (left padding puts them last)."""
+        batch = self.build_inputs(query_out, template_ids, tokenizer, llm, targets, emphasis, emphasis_weight)
+        labels, weights = batch.pop("labels"), batch.pop("loss_weights")
+        n = int((labels != IGNORE).sum(dim=1).max())                              # longest answer
+        logits = llm(**batch, logits_to_keep=n + 1).logits[:, -(n + 1) : -1].float()  # (B, n, V) predicts the last n tokens
+        target, w = labels[:, -n:], weights[:, -n:]                              # (B, n)
+        ce = F.cross_entropy(logits.transpose(1, 2), target.clamp_min(0), reduction="none")  # (B, n)
+        return (ce * w).sum() / w.sum().clamp_min(1e-6)
 
     @torch.no_grad()
     def generate(self, query_out: torch.Tensor, tokenizer, llm, template_ids=0, max_new_tokens: int | None = None) -> list[str]:

@@ -3,11 +3,16 @@
 Q-Former and LLM frozen; only the linear projection and the learned prefix learn the
 next-token loss on a random, lightly augmented phrasing of the clip's instruction,
 after one of the 10 templates picked at random (labels -100 over the prompt and the
-soft prompt). Each emotion is drawn equally often. The LLM forward + backward is the
+soft prompt). Each emotion is drawn equally often. Stage 1's sentence is there to say
+the speaker's state, so targets are the phrasings that name the clip's emotion, and
+the emotion word's tokens weigh ``EMOTION_WEIGHT`` in the loss (one token among ~20
+otherwise, and the LLM learned to leave it out). The LLM forward + backward is the
 cost here (bf16 where the hardware has it), so prompts stay short (8 queries).
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import torch
@@ -25,6 +30,7 @@ from .qformer import batch_features, stage1_config
 
 NAME = "stage1-projection"
 VAL_GENERATE = 8  # val clips described by the LLM after training
+EMOTION_WEIGHT = 3.0  # loss weight of the emotion word's tokens
 
 
 def load_qformer_stage(ctx: Context, llm_dim: int) -> Stage1:
@@ -43,6 +49,20 @@ def emotion_named(text: str, emotion: str) -> bool:
     text = f" {text.lower()} "
     hits = {e for e, words in EMOTION_WORDS.items() if any(f" {w} " in text or f" {w}," in text or f" {w}." in text for w in words)}
     return hits == {emotion}
+
+
+def emotion_spans(text: str, emotion: str | None) -> list[tuple[int, int]]:
+    """Character spans in ``text`` of the words for ``emotion`` (none when it is unknown)."""
+    spans = []
+    for word in EMOTION_WORDS.get(emotion, ()) if emotion else ():
+        spans += [m.span() for m in re.finditer(rf"(?<![\w'-]){re.escape(word)}(?![\w'-])", text, flags=re.IGNORECASE)]
+    return sorted(spans)
+
+
+def naming_phrasings(record) -> list[str]:
+    """The phrasings of a clip's instruction that name its emotion; all of them when none does."""
+    named = [t for t in record.instructions if emotion_spans(t, record.emotion)]
+    return named or list(record.instructions)
 
 
 @torch.no_grad()
@@ -76,10 +96,12 @@ def train_projection(ctx: Context) -> dict:
         clips = train.sample(rng, batch_size, balance_by=emotion_of)  # else 'neutral' (every recording) dominates
         with torch.no_grad():
             query = model.qformer(*batch_features(clips, ctx.device))  # (B, Q, H), frozen
-        targets = [augment_text(str(rng.choice(c.record.instructions)), rng) for c in clips]
+        targets = [augment_text(str(rng.choice(naming_phrasings(c.record))), rng).strip() for c in clips]
+        spans = [emotion_spans(t, c.record.emotion) for t, c in zip(targets, clips)]
         templates = [int(t) for t in rng.integers(0, len(TEMPLATES), len(clips))]
         with autocast(ctx.device, cpu_bf16=True):  # the frozen LLM's forward and backward are the whole cost
-            return {"total": model.instructor.loss(query, templates, targets, tokenizer, llm).float()}
+            loss = model.instructor.loss(query, templates, targets, tokenizer, llm, spans, EMOTION_WEIGHT)
+            return {"total": loss.float()}
 
     params = list(model.instructor.parameters())
     rng = np.random.default_rng([ctx.options.seed, 4])
