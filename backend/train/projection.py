@@ -44,19 +44,17 @@ def load_qformer_stage(ctx: Context, llm_dim: int) -> Stage1:
     return model
 
 
-def emotion_named(text: str, emotion: str) -> bool:
-    """Whether ``text`` uses a word of ``emotion`` and of no other emotion."""
-    text = f" {text.lower()} "
-    hits = {e for e, words in EMOTION_WORDS.items() if any(f" {w} " in text or f" {w}," in text or f" {w}." in text for w in words)}
-    return hits == {emotion}
-
-
 def emotion_spans(text: str, emotion: str | None) -> list[tuple[int, int]]:
     """Character spans in ``text`` of the words for ``emotion`` (none when it is unknown)."""
     spans = []
     for word in EMOTION_WORDS.get(emotion, ()) if emotion else ():
         spans += [m.span() for m in re.finditer(rf"(?<![\w'-]){re.escape(word)}(?![\w'-])", text, flags=re.IGNORECASE)]
     return sorted(spans)
+
+
+def emotion_named(text: str, emotion: str) -> bool:
+    """Whether ``text`` uses a word of ``emotion`` and of no other emotion."""
+    return {e for e in EMOTION_WORDS if emotion_spans(text, e)} == {emotion}
 
 
 def naming_phrasings(record) -> list[str]:
