@@ -29,8 +29,8 @@ class PhaseDefaults:
 
 # Defaults for the shipped stack. Measured on the 2-core CPU with the machine otherwise
 # quiet (s/step): stage2-prior 0.23, stage2-instruction 0.04, stage1-qformer 0.11,
-# stage1-projection 1.15 (SmolLM2-135M forward + backward in bf16, ~50 tokens x 8).
-# Planned: 13.5 + 2 + 5.5 + 27 min, ~50 min with loading and validation; heavy load from
+# stage1-projection 1.15-1.4 (SmolLM2-135M forward + backward in bf16, ~50 tokens x 8).
+# Planned: 13.5 + 2 + 5.5 + 27-33 min, ~50-56 min with loading and validation; heavy load from
 # other work can make steps several times slower, so each phase also stops at its time share.
 DEFAULTS = {
     "stage2-prior": PhaseDefaults(steps=3500, batch_size=16, lr=5e-4),
