@@ -145,6 +145,8 @@ class Instructor(nn.Module):
         batch = self.build_inputs(query_out, template_ids, tokenizer, llm, targets, emphasis, emphasis_weight)
         labels, weights = batch.pop("labels"), batch.pop("loss_weights")
         n = int((labels != IGNORE).sum(dim=1).max())                              # longest answer
+        if n == 0:
+            raise ValueError("the targets have no tokens to learn")
         logits = llm(**batch, logits_to_keep=n + 1).logits[:, -(n + 1) : -1].float()  # (B, n, V) predicts the last n tokens
         target, w = labels[:, -n:], weights[:, -n:]                              # (B, n)
         ce = F.cross_entropy(logits.transpose(1, 2), target.clamp_min(0), reduction="none")  # (B, n)
