@@ -26,7 +26,7 @@ def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--speech-model", help="local HuBERT / wav2vec 2.0 / Whisper folder (must match the checkpoint)")
     p.add_argument("--llm", help="local transformers causal LM folder (must match the checkpoint)")
-    p.add_argument("--no-lip-seal", action="store_true", help="keep the generator's own lip closures (no speech recognition)")
+    p.add_argument("--no-lip-seal", action="store_true", help="keep the generator's own lip closures (stage-1 weights that read words still recognise them)")
 
 
 def _pipeline(args):
@@ -67,8 +67,9 @@ def cmd_analyze(args) -> int:
 
     pipe = _pipeline(args)
     audio = load_audio(args.audio)
-    instruction = pipe.analyze(audio)
-    print(json.dumps({"instruction": instruction, "seconds": {k: round(v, 4) for k, v in pipe.last_timings.items()}}, indent=2))
+    instruction = pipe.analyze(audio, transcript=args.transcript, language=args.language)
+    print(json.dumps({"instruction": instruction, "words": pipe.last_words,
+                      "seconds": {k: round(v, 4) for k, v in pipe.last_timings.items()}}, indent=2))
     return 0
 
 
@@ -116,13 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="motion file to write (.npz)")
     p.add_argument("--instruction", help="use this instruction instead of inferring one")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--transcript", help="the dialogue text: times the lip seal instead of speech recognition")
+    p.add_argument("--transcript", help="the dialogue text: times the lip seal (and is read by stage-1 weights that read words) instead of speech recognition")
     p.add_argument("--language", default="en", help="language of --transcript for the aligner (en, or e.g. it via espeak-ng)")
     _add_pipeline_options(p)
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("analyze", help="audio -> instruction text")
     p.add_argument("audio")
+    p.add_argument("--transcript", help="the dialogue text, for stage-1 weights that read words (instead of what speech recognition heard)")
+    p.add_argument("--language", default="en", help="language of the line (stage 1 reads English words only)")
     _add_pipeline_options(p)
     p.set_defaults(func=cmd_analyze)
 

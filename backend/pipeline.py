@@ -6,10 +6,11 @@
     motion = pipe.synthesize(audio, text, seed=3)    # stage 2: instruction + speech -> motion
 
 Stage 2's mouth is then sealed on P, B and M (``lipseal``), timed from the
-dialogue text when given, else from what Whisper heard. Speech features and
-lip timings are cached by the audio's hash, so a new instruction or seed
-reruns stage 2 only. Device and autocast are chosen here, once; the models
-follow their inputs.
+dialogue text when given, else from what Whisper heard; stage-1 weights trained
+to read words read the same words beside the speech. Speech features, what
+Whisper heard and lip timings are cached by the audio's hash, so a new
+instruction or seed reruns stage 2 only. Device and autocast are chosen here,
+once; the models follow their inputs.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ import torch
 from .audio import Audio
 from .blinks import add_blinks
 from .device import autocast, resolve_device
-from .lipseal import LipTiming, closure_weight, seal, time_lips
+from .lipseal import MAX_NO_SPEECH, MIN_SCORE, LipTiming, closure_weight, seal, time_lips
 from .models.checkpoint import CheckpointError
 from .models.controls import MotionControls, apply_controls
 from .models.stage2 import load_stage2, unpack_motion
 from .motion import Motion
+from .speech.asr import Recalled, trusted_words
 from .speech.base import SpeechModelError
 
 log = logging.getLogger(__name__)
@@ -122,8 +124,10 @@ class Pipeline:
         self._transcriber = None
         self._features: OrderedDict[str, dict[str, torch.Tensor]] = OrderedDict()
         self._lips: OrderedDict[tuple, LipTiming] = OrderedDict()
+        self._heard: OrderedDict[str, list] = OrderedDict()
         self.last_timings: dict[str, float] = {}
         self.last_lips: LipTiming | None = None
+        self.last_words = ""  # what stage 1 last read beside the speech
         self.stats = {"stage1_runs": 0, "feature_runs": 0, "stage2_runs": 0}
 
     # ---- helpers ------------------------------------------------------------------
@@ -184,6 +188,7 @@ class Pipeline:
     def clear_cache(self) -> None:
         self._features.clear()
         self._lips.clear()
+        self._heard.clear()
 
     def _remember(self, cache: OrderedDict, key, value):
         cache[key] = value
@@ -219,27 +224,55 @@ class Pipeline:
             return self._lips[key]
         timings = {} if timings is None else timings
         try:
-            transcriber = None if key[1] else self.transcriber
+            transcriber = None if key[1] else Recalled(self.heard(audio, timings))
             lips = self._timed("lip_timing", timings, lambda: time_lips(audio.samples, key[1] or None, transcriber, language))
         except (SpeechModelError, RuntimeError, OSError) as exc:  # the seal is a refinement: never fail the take for it
             log.warning("lip seal skipped: %s", exc)
             lips = LipTiming([], "none", "", [f"speech recognition failed, the generator's closures are kept: {exc}"])
         return self._remember(self._lips, key, lips)
 
+    def heard(self, audio: Audio, timings: dict | None = None) -> list:
+        """What Whisper heard (``speech.asr.Heard`` per chunk), cached by the audio's hash."""
+        if audio.sha1 in self._heard:
+            self._heard.move_to_end(audio.sha1)
+            return self._heard[audio.sha1]
+        heard = self._timed("speech_recognition", {} if timings is None else timings, self.transcriber.transcribe, audio.samples)
+        return self._remember(self._heard, audio.sha1, heard)
+
+    def words(self, audio: Audio, transcript: str | None = None, language: str = "en", timings: dict | None = None) -> str:
+        """The words stage 1 reads: the dialogue text when given, else what Whisper was sure it heard;
+        '' for a language other than English (the text encoder and Whisper tiny.en know English only)
+        or when recognition fails (stage 1 then works from the speech alone)."""
+        if not language.lower().startswith("en"):
+            return ""
+        if transcript and transcript.strip():
+            return " ".join(transcript.split())
+        try:
+            return trusted_words(self.heard(audio, timings), MIN_SCORE, MAX_NO_SPEECH)
+        except (SpeechModelError, RuntimeError, OSError) as exc:
+            log.warning("stage 1 reads the speech alone, speech recognition failed: %s", exc)
+            return ""
+
     # ---- the two stages -------------------------------------------------------------
 
-    def analyze(self, audio: Audio, progress: Progress | None = None) -> str:
-        """Stage 1: speech -> an instruction sentence about the speaker's state and face."""
+    def analyze(self, audio: Audio, progress: Progress | None = None, transcript: str | None = None, language: str = "en") -> str:
+        """Stage 1: speech (and the words of the line, see ``words``) -> an instruction sentence about
+        the speaker's state and face."""
         report = progress or (lambda stage, fraction: None)
         timings: dict[str, float] = {}
         report("features", 0.0)
         feats = self.features(audio, timings)
+        words, self.last_words = None, ""
+        if self.stage1.config.qformer.words_dim:  # weights trained to read the words of the line
+            self.last_words = self.words(audio, transcript, language, timings)
+            words = self._minilm.encode([self.last_words]).float() if self.last_words else None  # (1, 384)
         report("stage1", 0.3)
         model, tokenizer = self.llm
         with torch.no_grad(), self._autocast():
             text = self._timed(
                 "stage1", timings, lambda: self.stage1.describe(
-                    feats["style"], model, tokenizer, template=self.config.template, max_new_tokens=self.config.max_new_tokens
+                    feats["style"], model, tokenizer, template=self.config.template, max_new_tokens=self.config.max_new_tokens,
+                    words=words,
                 )
             )
         self.stats["stage1_runs"] += 1
@@ -322,7 +355,7 @@ class Pipeline:
         timings: dict[str, float] = {}
         inferred = instruction is None
         if inferred:
-            instruction = self.analyze(audio, progress)
+            instruction = self.analyze(audio, progress, transcript, language)
             timings.update(self.last_timings)
         motion = self.synthesize(audio, instruction, seed, controls, progress, transcript, language)
         for name, value in self.last_timings.items():

@@ -156,8 +156,11 @@ class Server:
         pipe = self.load_pipeline(progress)
         audio = self.audio(request)
         cached = pipe.is_cached(audio)
+        transcript, language = request.get("transcript"), request.get("language", "en")
+        if not isinstance(transcript, (str, type(None))) or not isinstance(language, str):
+            raise RequestError("bad_request", "'transcript' and 'language' must be text")
         if kind == "analyze":
-            text = pipe.analyze(audio, progress)
+            text = pipe.analyze(audio, progress, transcript, language)
             return {"instruction": text, "timings": pipe.last_timings, "features_cached": cached}
         instruction = request.get("instruction")
         if kind == "synthesize" and not instruction:
@@ -166,9 +169,6 @@ class Server:
         seed = request.get("seed", 0)
         if not isinstance(seed, int):
             raise RequestError("bad_request", f"seed must be an integer, got {seed!r}")
-        transcript, language = request.get("transcript"), request.get("language", "en")
-        if not isinstance(transcript, (str, type(None))) or not isinstance(language, str):
-            raise RequestError("bad_request", "'transcript' and 'language' must be text")
         try:
             result = pipe.generate(audio, instruction=instruction or None, seed=seed, controls=controls, progress=progress,
                                    transcript=transcript, language=language)

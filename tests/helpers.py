@@ -3,8 +3,9 @@
 import numpy as np
 
 
-def tiny_checkpoints(folder, trained: bool = True, lm_text_dim: int = 576):
+def tiny_checkpoints(folder, trained: bool = True, lm_text_dim: int = 576, words_dim: int = 384):
     """Stage 1 and stage 2 checkpoints of tiny random models in ``folder``, over Whisper tiny.en features;
+    stage 1 reads the words heard (``words_dim`` 0: the speech alone, as the shipped weights do) and
     stage 2 reads instructions through SmolLM2 as the shipped weights do (``lm_text_dim`` 0: MiniLM alone).
 
     ``trained`` only sets the metadata flag: the pipeline refuses untrained files, and the
@@ -18,9 +19,10 @@ def tiny_checkpoints(folder, trained: bool = True, lm_text_dim: int = 576):
 
     torch.manual_seed(0)
     stage1 = Stage1(Stage1Config(
-        qformer=QFormerConfig(audio_dim=384, hidden=32, n_queries=4, n_layers=1, n_heads=2, embed_dim=16),
+        qformer=QFormerConfig(audio_dim=384, hidden=32, n_queries=4, n_layers=1, n_heads=2, embed_dim=16, words_dim=words_dim),
         instructor=InstructorConfig(hidden=32, llm_dim=576, max_new_tokens=8),
     ))
+    torch.manual_seed(0)  # stage 2's weights do not depend on stage 1's size
     stage2 = Stage2(Stage2Config(speech_dim=384, hidden=32, gen_layers=1, gen_heads=2, style_dim=16, style_hidden=32,
                                  style_layers=1, style_heads=2, instr_hidden=32, cond_dim=16, proj_dim=16,
                                  prior_hidden=32, prior_layers=1, prior_heads=2, sample_steps=4,

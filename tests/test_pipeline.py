@@ -331,3 +331,26 @@ def test_instructions_are_read_by_minilm_and_the_llm(pipe):
     assert emb.shape == (2, 384 + 576)
     assert torch.allclose(emb[:, :384].norm(dim=-1), torch.ones(2), atol=1e-4)  # MiniLM part unit length
     assert not torch.allclose(emb[0, 384:], emb[1, 384:])
+
+
+def test_stage1_reads_the_dialogue_text_or_what_whisper_heard(pipe, monkeypatch):
+    from backend.speech.asr import Heard
+
+    seen = []
+    describe = pipe.stage1.describe
+    monkeypatch.setattr(pipe.stage1, "describe", lambda *a, words=None, **k: seen.append(words) or describe(*a, words=words, **k))
+    heard = CountingTranscriber([Heard("I am so angry with you.", 0.0, 1.0, -0.2), Heard("mumble", 1.0, 2.0, -2.5)])
+    monkeypatch.setattr(pipe, "_transcriber", heard)
+    audio = load_audio((speech(1.0, seed=31), 16000))
+    assert isinstance(pipe.analyze(audio), str)
+    assert pipe.last_words == "I am so angry with you." and heard.calls == 1  # the unsure chunk is left out
+    assert seen[-1].shape == (1, 384) and abs(float(seen[-1].norm()) - 1) < 1e-3
+    result = pipe.generate(audio, seed=0)
+    assert heard.calls == 1 and result.lips.source in ("recognized", "none")  # the seal reuses the recognition
+    pipe.analyze(audio, transcript="  Lovely   to see you. ")
+    assert pipe.last_words == "Lovely to see you." and not torch.allclose(seen[-1], seen[0])
+    pipe.analyze(audio, transcript="Che bello vederti.", language="it")
+    assert pipe.last_words == "" and seen[-1] is None  # English words only: the speech alone
+    monkeypatch.setattr(pipe, "_transcriber", CountingTranscriber(error=RuntimeError("ctranslate2 exploded")))
+    assert isinstance(pipe.analyze(load_audio((speech(1.0, seed=32), 16000))), str)
+    assert pipe.last_words == "" and seen[-1] is None

@@ -44,6 +44,32 @@ def tiny_llm(chat_template=None):
 # ------------------------------------------------------------------ Q-Former
 
 
+def test_qformer_reads_the_words_heard_and_stands_in_for_missing_ones():
+    torch.manual_seed(0)
+    qformer = QFormer(tiny_qformer_config(words_dim=10)).eval()
+    feats, words = torch.randn(3, 20, 12), torch.randn(3, 10)
+    words[1] = 0  # nothing heard for item 1
+    with torch.no_grad():
+        qformer.no_words.normal_()  # trained, it is not zero
+        out, alone = qformer(feats, words=words), qformer(feats)
+        other = qformer(feats, words=torch.randn(3, 10))
+    assert torch.allclose(out[1], alone[1], atol=1e-6)  # a zero row is the same as no words
+    assert not torch.allclose(out[0], alone[0], atol=1e-3) and not torch.allclose(out[0], other[0], atol=1e-3)
+    with pytest.raises(ValueError, match="words of shape"):
+        qformer(feats, words=torch.randn(3, 7))
+    speech_only = QFormer(tiny_qformer_config()).eval()
+    assert torch.equal(speech_only(feats, words=words), speech_only(feats))  # words_dim 0 ignores them
+    with pytest.raises(ValueError, match="words_dim"):
+        tiny_qformer_config(words_dim=-1)
+
+
+def test_words_train_the_qformer_with_the_contrastive_loss():
+    qformer = QFormer(tiny_qformer_config(words_dim=10))
+    loss = qformer.contrastive_loss(qformer(torch.randn(4, 9, 12), words=torch.randn(4, 10)), torch.randn(4, 10))
+    loss.backward()
+    assert qformer.words_in[1].weight.grad.abs().sum() > 0
+
+
 def test_qformer_shapes():
     qformer = QFormer(tiny_qformer_config()).eval()
     out = qformer(torch.randn(3, 20, 12))

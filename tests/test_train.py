@@ -23,11 +23,11 @@ from backend.train import main
 from backend.train.cache import build_speech_cache, build_text_cache, phrasings, speech_cache_path, text_cache_path
 from backend.train.context import TrainOptions
 from backend.corpus.dataset import ClipRecord
-from backend.train.data import TrainData, augment_text, bilabial_frames, source_of, window_batch, Clip
+from backend.train.data import TrainData, augment_text, bilabial_frames, source_of, window_batch, words_batch, words_of, Clip
 
 EMOTIONS = ("happy", "sad", "angry", "neutral")
 KIND = "tiny-test"  # speech encoder kind of the prebuilt cache: the real encoder never loads
-STAGE1 = {"qformer": {"hidden": 16, "n_queries": 2, "n_layers": 1, "n_heads": 2, "embed_dim": 16}}
+STAGE1 = {"qformer": {"hidden": 16, "n_queries": 2, "n_layers": 1, "n_heads": 2, "embed_dim": 16, "words_dim": 384}}
 STAGE2 = {
     "hidden": 16, "gen_layers": 1, "gen_heads": 2, "gen_radius": 4, "style_dim": 8, "style_hidden": 16, "style_layers": 1,
     "style_heads": 2, "instr_hidden": 16, "cond_dim": 8, "proj_dim": 8, "prior_hidden": 16, "prior_layers": 1, "prior_heads": 2,
@@ -82,6 +82,7 @@ def write_corpus(root, n_clips=10):
             "id": clip_id, "wav": f"clips/{clip_id}.wav", "motion": f"clips/{clip_id}.npz", "split": "val" if i >= n_clips - 2 else "train",
             "emotion": emotion, "intensity": "moderate",
             "instructions": [f"A man is {emotion} and speaks with raised brows.", f"The woman looks very {emotion}."],
+            "transcript": f"I feel {emotion} about it", "language": "it" if i == 0 else "en",
         }
         (root / "clips" / f"{clip_id}.json").write_text(json.dumps(row))
         rows.append(row)
@@ -101,7 +102,8 @@ def setup(tmp_path_factory):
     records = load_corpus(corpus)
     build_speech_cache(records, speech_cache_path(corpus / "cache", KIND), encoder=TinySpeech())
     n_paraphrase = TrainOptions(corpus).n_paraphrase
-    build_text_cache([s for r in records for s in phrasings(r, 1, n_paraphrase)], text_cache_path(corpus / "cache"), encoder=HashText())
+    sentences = [s for r in records for s in phrasings(r, 1, n_paraphrase)] + [w for w in map(words_of, records) if w]
+    build_text_cache(sentences, text_cache_path(corpus / "cache"), encoder=HashText())
     write_tiny_llm(root / "llm")
     return root, corpus
 
@@ -135,6 +137,7 @@ def test_all_trains_every_phase_and_writes_trained_checkpoints(setup):
     stage1 = load_stage1(weights / "stage1.safetensors")
     stage1 = stage1[0] if isinstance(stage1, tuple) else stage1
     assert stage1.config.qformer.n_queries == 2 and stage1.config.instructor.llm_dim == 16
+    assert stage1.config.qformer.words_dim == 384  # asked for: the clips' transcripts are read beside the speech
     stage2, extra2 = load_stage2(weights / "stage2.safetensors", require_trained=True)
     assert extra2["speech_encoder"] == KIND and extra2["steps"]["stage2-prior"] == 3
     assert stage2.config.speech_dim == TinySpeech.dim
@@ -180,6 +183,9 @@ def test_bad_options_are_rejected(setup):
         main(args(root, corpus, "stage2-prior", "run_bad", "--steps", "0"))
     with pytest.raises(ValueError, match="JSON"):
         main([*args(root, corpus, "stage2-prior", "run_bad"), "--stage2-config", "{nope"])
+    wide = json.dumps({"qformer": {**STAGE1["qformer"], "words_dim": 100}})
+    with pytest.raises(ValueError, match="words_dim 100 needs English transcripts"):
+        main([*args(root, corpus, "stage1-qformer", "run_bad", "--steps", "1"), "--stage1-config", wide])
 
 
 def test_speech_cache_only_encodes_missing_clips(setup, tmp_path):
@@ -286,3 +292,32 @@ def test_qformer_loss_stays_finite_for_large_batches_with_repeated_clips():
     text = torch.nn.functional.normalize(torch.randn(16, 384), dim=-1)[torch.arange(32) % 16]  # (32, 384), each twice
     loss = qformer.contrastive_loss(qformer(torch.randn(32, 20, 8)), text)
     assert torch.isfinite(loss)
+
+
+def test_words_are_english_transcripts_and_some_are_dropped_in_training():
+    def record(transcript, language=None):
+        meta = {"language": language} if language else {}
+        return ClipRecord("c", None, None, ["A calm man."], transcript=transcript, meta=meta)
+
+    assert words_of(record("  I  feel fine ")) == "I feel fine"  # no language given: English
+    assert words_of(record("I feel fine", "en-us")) == "I feel fine"
+    assert words_of(record("Mi sento bene", "it")) is None and words_of(record("")) is None and words_of(record(None)) is None
+    clips = [Clip(None, torch.zeros(3, 2), torch.zeros(3, 4), torch.zeros(1, 384), ["x"], 0, words_emb=torch.ones(384) * (i + 1))
+             for i in range(200)]
+    clips[0].words_emb = None
+    batch = words_batch(clips)
+    assert batch.shape == (200, 384) and batch[0].abs().sum() == 0 and torch.equal(batch[5], clips[5].words_emb)
+    dropped = (words_batch(clips, np.random.default_rng(0), 0.25).abs().sum(dim=1) == 0).float().mean()
+    assert 0.15 < float(dropped) < 0.35
+
+
+def test_transcripts_are_read_only_when_stage1_asks(setup):
+    from backend.train.context import Context
+
+    root, corpus = setup
+    opts = {"corpus": corpus, "run": root / "run_ctx", "speech_encoder": KIND, "device": "cpu"}
+    plain, _ = Context(TrainOptions(**opts)).data()
+    assert all(c.words_emb is None for c in plain.clips)
+    train, _ = Context(TrainOptions(**opts, stage1_config={"qformer": {"words_dim": 384}})).data()
+    heard = {c.record.id: c.words_emb is not None for c in train.clips}
+    assert not heard["c000"] and sum(heard.values()) == len(heard) - 1  # c000 is Italian

@@ -210,11 +210,12 @@ class Stage1(nn.Module):
         self.instructor.train(phase == "projection")
 
     @torch.no_grad()
-    def describe(self, features: torch.Tensor, llm, tokenizer, template: int = 0, max_new_tokens: int | None = None) -> str:
-        """(1, T, D) speech features -> one instruction sentence."""
+    def describe(self, features: torch.Tensor, llm, tokenizer, template: int = 0, max_new_tokens: int | None = None,
+                 words: torch.Tensor | None = None) -> str:
+        """(1, T, D) speech features (and (1, words_dim) words heard, when the Q-Former reads them) -> one instruction sentence."""
         if features.ndim != 3 or features.shape[0] != 1:
             raise ValueError(f"describe takes features of shape (1, T, D), got {tuple(features.shape)}")
-        query_out = self.qformer(features)  # (1, Q, H)
+        query_out = self.qformer(features, words=words)  # (1, Q, H)
         return self.instructor.generate(query_out, tokenizer, llm, template, max_new_tokens)[0]
 
 

@@ -5,6 +5,11 @@ self-attention (queries among themselves), cross-attention into the audio
 features (padded frames masked out) and an MLP. The output, ``(B, Q, hidden)``,
 is the audio embedding F_si^a that later becomes the LLM's soft prompt.
 
+With ``words_dim`` set, the queries also start from the MiniLM embedding of the
+words heard (the dialogue text, or what Whisper recognised): much of a line's
+emotion is in what is said, which a small Q-Former over speech features misses.
+A zero row means no words, and a learned vector stands in for them.
+
 Pre-training aligns it with the instruction text (eq. 6): the queries are
 averaged, projected and compared by cosine similarity with the projected
 MiniLM embedding of the instruction; a symmetric InfoNCE with a learnable
@@ -33,12 +38,15 @@ class QFormerConfig:
     text_dim: int = 384  # MiniLM sentence embedding
     embed_dim: int = 256  # shared space of the contrastive loss
     temperature: float = 0.07  # initial value; learned
+    words_dim: int = 0  # MiniLM embedding of the words heard, added to the queries (0: speech only)
 
     def __post_init__(self):
         if self.hidden % self.n_heads:
             raise ValueError(f"hidden ({self.hidden}) must be divisible by n_heads ({self.n_heads})")
         if min(self.audio_dim, self.hidden, self.n_queries, self.n_layers, self.text_dim, self.embed_dim) <= 0:
             raise ValueError("Q-Former sizes must be positive")
+        if self.words_dim < 0:
+            raise ValueError(f"words_dim must be 0 or positive, got {self.words_dim}")
 
 
 class QFormerBlock(nn.Module):
@@ -70,6 +78,9 @@ class QFormer(nn.Module):
         self.config = config
         self.queries = nn.Parameter(torch.randn(1, config.n_queries, config.hidden) * 0.02)
         self.audio_in = nn.Sequential(nn.LayerNorm(config.audio_dim), nn.Linear(config.audio_dim, config.hidden))
+        if config.words_dim:
+            self.words_in = nn.Sequential(nn.LayerNorm(config.words_dim), nn.Linear(config.words_dim, config.hidden))
+            self.no_words = nn.Parameter(torch.zeros(config.hidden))
         self.blocks = nn.ModuleList(QFormerBlock(config) for _ in range(config.n_layers))
         self.ln_out = nn.LayerNorm(config.hidden)
         # contrastive head (eq. 6)
@@ -77,8 +88,10 @@ class QFormer(nn.Module):
         self.text_proj = nn.Linear(config.text_dim, config.embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / config.temperature)))
 
-    def forward(self, audio: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """``mask`` (B, T) is True on real frames; padded frames do not affect the output."""
+    def forward(self, audio: torch.Tensor, mask: torch.Tensor | None = None, words: torch.Tensor | None = None) -> torch.Tensor:
+        """``mask`` (B, T) is True on real frames; padded frames do not affect the output.
+        ``words`` (B, words_dim): embeddings of the words heard, zero rows (or None) where there are none;
+        a speech-only Q-Former (``words_dim`` 0) ignores them."""
         if audio.ndim != 3 or audio.shape[-1] != self.config.audio_dim:
             raise ValueError(f"expected speech features (B, T, {self.config.audio_dim}), got {tuple(audio.shape)}")
         pad = None
@@ -90,9 +103,21 @@ class QFormer(nn.Module):
             pad = ~mask.bool()  # (B, T), True = ignore
         a = self.audio_in(audio)  # (B, T, H)
         q = self.queries.expand(audio.shape[0], -1, -1)  # (B, Q, H)
+        if self.config.words_dim:
+            q = q + self._words(words, audio.shape[0], a.dtype)[:, None]  # (B, Q, H)
         for block in self.blocks:
             q = block(q, a, pad)
         return self.ln_out(q)  # (B, Q, H)
+
+    def _words(self, words: torch.Tensor | None, batch: int, dtype) -> torch.Tensor:
+        """(B, words_dim) or None -> (B, H): projected words, the learned stand-in where a row is zero."""
+        none = self.no_words.to(dtype).expand(batch, -1)
+        if words is None:
+            return none
+        if words.shape != (batch, self.config.words_dim):
+            raise ValueError(f"expected words of shape ({batch}, {self.config.words_dim}), got {tuple(words.shape)}")
+        heard = words.abs().sum(dim=-1, keepdim=True) > 0  # (B, 1)
+        return torch.where(heard, self.words_in(words.to(dtype)), none)
 
     def audio_embedding(self, query_out: torch.Tensor) -> torch.Tensor:
         """Mean over queries, projected, unit length: (B, Q, H) -> (B, E)."""

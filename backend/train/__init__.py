@@ -6,7 +6,8 @@
 
 Each phase resumes from ``<run>/<phase>/state.pt``; losses go to ``<run>/log.jsonl``.
 The first run builds the feature cache (``<corpus>/cache``): speech features of every
-clip and MiniLM embeddings of every instruction phrasing; the instruction phase adds
+clip and MiniLM embeddings of every instruction phrasing (and of every English transcript
+when stage 1 is to read the words, ``words_dim`` in ``--stage1-config``); the instruction phase adds
 the LLM's reading of every phrasing. ``all`` runs the four phases and writes
 ``stage1.safetensors`` and ``stage2.safetensors`` into ``--out``.
 

@@ -13,7 +13,7 @@ from .cache import (
     text_key,
 )
 from ..device import resolve_device
-from .data import TrainData, load_records
+from .data import TrainData, load_records, words_of
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +98,14 @@ class Context:
         speech = build_speech_cache(
             records, speech_cache_path(self.cache_dir, opts.speech_encoder), load=self._speech_encoder, device=str(self.device)
         )
+        reads_words = bool(opts.stage1_config.get("qformer", {}).get("words_dim"))  # stage 1 asked to read the transcripts
+        words = {r.id: words_of(r) if reads_words else None for r in records}
         sentences = [s for r in records for s in phrasings(r, opts.n_augment, opts.n_paraphrase)]
+        sentences += sorted({w for w in words.values() if w})
         text = build_text_cache(sentences, text_cache_path(self.cache_dir), load=self._text_encoder)
         clips = assemble(records, speech, text, opts.n_augment, opts.n_paraphrase)
+        for c in clips:
+            c.words_emb = text[text_key(words[c.record.id])].float() if words[c.record.id] else None  # (384,)
         train, val = split_data(clips, "train"), split_data(clips, "val")
         if train is None:
             raise ValueError(f"{opts.corpus}: no clips in the train split")

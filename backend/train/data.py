@@ -86,6 +86,7 @@ class Clip:
     group: int                  # emotion index (-1 unknown): same-group clips are not negatives
     bilabial: torch.Tensor | None = None  # (T,) bool, frames of P/B/M phones (None: no alignment)
     lm_emb: torch.Tensor | None = None    # (P, H) the LLM's readings of the same phrasings, once the instruction phase asks
+    words_emb: torch.Tensor | None = None  # (384,) MiniLM embedding of the clip's English transcript (None: no words)
 
 
 class TrainData:
@@ -132,6 +133,25 @@ def source_of(clip: Clip) -> str:
 def emotion_of(clip: Clip) -> int:
     """The clip's emotion index, -1 for every clip whose emotion is unknown."""
     return max(clip.group, -1)
+
+
+def words_of(record: ClipRecord) -> str | None:
+    """The words stage 1 reads beside the speech: the transcript of an English clip (MiniLM and
+    Whisper tiny.en know English only), else None."""
+    language = str(record.meta.get("language") or "en")
+    text = " ".join((record.transcript or "").split())
+    return text if text and language.startswith("en") else None
+
+
+def words_batch(clips: list[Clip], rng: np.random.Generator | None = None, p_drop: float = 0.0) -> torch.Tensor:
+    """(B, 384) words embeddings, zero rows where a clip has none or (with ``rng``) drops them at ``p_drop``:
+    at inference the words may be missing (silence, another language, nothing recognised)."""
+    dim = next((c.words_emb.shape[-1] for c in clips if c.words_emb is not None), 384)
+    out = torch.zeros(len(clips), dim)
+    for b, clip in enumerate(clips):
+        if clip.words_emb is not None and not (rng is not None and rng.random() < p_drop):
+            out[b] = clip.words_emb
+    return out
 
 
 def pad_speech(clips: list[Clip], max_frames: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,6 +13,7 @@ cost here (bf16 where the hardware has it), so prompts stay short (8 queries).
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -39,7 +40,7 @@ def load_qformer_stage(ctx: Context, llm_dim: int) -> Stage1:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: run `python -m backend train {QFORMER}` first (same --run)")
     pretrained, _ = load_checkpoint(path, Stage1, Stage1Config, "stage1")
-    model = Stage1(stage1_config(ctx, llm_dim))
+    model = Stage1(replace(stage1_config(ctx, llm_dim), qformer=pretrained.config.qformer))  # the Q-Former as it was trained
     model.qformer.load_state_dict(pretrained.qformer.state_dict())
     return model
 
@@ -93,7 +94,7 @@ def train_projection(ctx: Context) -> dict:
     def step(rng: np.random.Generator) -> dict:
         clips = train.sample(rng, batch_size, balance_by=emotion_of)  # else 'neutral' (every recording) dominates
         with torch.no_grad():
-            query = model.qformer(*batch_features(clips, ctx.device))  # (B, Q, H), frozen
+            query = model.qformer(*batch_features(clips, ctx.device, rng))  # (B, Q, H), frozen
         targets = [augment_text(str(rng.choice(naming_phrasings(c.record))), rng).strip() for c in clips]
         spans = [emotion_spans(t, c.record.emotion) for t, c in zip(targets, clips)]
         templates = [int(t) for t in rng.integers(0, len(TEMPLATES), len(clips))]

@@ -3,7 +3,11 @@
 A clip's speech features are paired with the MiniLM embedding of a random phrasing
 of its instruction (augmented copies included); the other clips of the batch are
 the negatives, except those of the same emotion (they would teach the Q-Former to
-tell apart wordings the audio cannot carry).
+tell apart wordings the audio cannot carry). With ``{"qformer": {"words_dim": 384}}``
+in ``--stage1-config`` the Q-Former also reads the words of the line (an English
+clip's transcript, MiniLM-embedded), hidden at ``WORDS_DROP`` so that it still works
+from the speech alone when nothing is recognised. Off by default: see the README's
+model card for what it gained and lost.
 """
 
 from __future__ import annotations
@@ -14,13 +18,14 @@ import torch
 from ..models.instructor import InstructorConfig, Stage1, Stage1Config, save_stage1
 from ..models.qformer import QFormerConfig
 from .context import Context
-from .data import pad_speech
+from .data import pad_speech, words_batch
 from .loop import LoopConfig, log_line, run_loop
 
 NAME = "stage1-qformer"
 MAX_FRAMES = 250  # 10 s of features per clip is plenty to hear the speaker's state
 # Small enough that the LLM phase stays cheap on a CPU: 8 queries make an 8-token soft prompt.
 QFORMER_DEFAULTS = {"hidden": 256, "n_queries": 8, "n_layers": 2, "n_heads": 4}
+WORDS_DROP = 0.25  # share of training items whose words are hidden
 # No chat template: BOS + soft prompt + template + answer is ~45 tokens instead of ~70. Four
 # learned prefix vectors tell the frozen LLM what kind of sentence to write.
 INSTRUCTOR_DEFAULTS = {"use_chat_template": False, "n_prefix": 4}
@@ -30,13 +35,22 @@ def stage1_config(ctx: Context, llm_dim: int = 576) -> Stage1Config:
     train, _ = ctx.data()
     overrides = ctx.options.stage1_config
     qformer = QFormerConfig(**{**QFORMER_DEFAULTS, "audio_dim": train.speech_dim, **overrides.get("qformer", {})})
+    if qformer.words_dim:
+        dims = {int(c.words_emb.shape[-1]) for c in train.clips if c.words_emb is not None}
+        if dims != {qformer.words_dim}:
+            raise ValueError(f"words_dim {qformer.words_dim} needs English transcripts embedded at that width in the corpus"
+                             f" (found {sorted(dims) or 'none'})")
     instructor = InstructorConfig(**{**INSTRUCTOR_DEFAULTS, "hidden": qformer.hidden, "llm_dim": llm_dim, **overrides.get("instructor", {})})
     return Stage1Config(qformer=qformer, instructor=instructor, speech_encoder=ctx.options.speech_encoder, llm=ctx.llm_name)
 
 
-def batch_features(clips, device) -> tuple[torch.Tensor, torch.Tensor]:
-    feats, valid = pad_speech(clips, MAX_FRAMES)  # (B, T, D), (B, T) True = real frame
-    return feats.to(device), valid.to(device)
+def batch_features(clips, device, rng: np.random.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Q-Former inputs: features (B, T, D), valid (B, T) True = real frame, and the words (B, 384) when the
+    clips have them (with ``rng``, some hidden; None without words, and no random draws then)."""
+    feats, valid = pad_speech(clips, MAX_FRAMES)
+    if all(c.words_emb is None for c in clips):
+        return feats.to(device), valid.to(device), None
+    return feats.to(device), valid.to(device), words_batch(clips, rng, WORDS_DROP).to(device)
 
 
 @torch.no_grad()
@@ -66,7 +80,7 @@ def train_qformer(ctx: Context) -> dict:
         clips = train.sample(rng, batch_size)
         text = torch.stack([c.text_emb[rng.integers(len(c.text_emb))] for c in clips]).to(ctx.device)  # (B, 384)
         group = torch.tensor([c.group for c in clips], device=ctx.device)                             # (B,)
-        query = model.qformer(*batch_features(clips, ctx.device))                                     # (B, Q, H)
+        query = model.qformer(*batch_features(clips, ctx.device, rng))                                # (B, Q, H)
         return {"total": model.qformer.contrastive_loss(query, text, group)}
 
     params = [p for p in model.qformer.parameters()]
