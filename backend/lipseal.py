@@ -46,10 +46,10 @@ class LipTiming:
         return {"source": self.source, "text": self.text, "bilabials": bilabials, "notes": list(self.notes)}
 
 
-def time_lips(samples: np.ndarray, transcript: str | None = None, transcriber=None, language: str = "en",
+def time_lips(samples: np.ndarray, transcript: str | None = None, heard: list | None = None, language: str = "en",
               min_score: float = MIN_SCORE) -> LipTiming:
-    """Phone timings for the seal: from ``transcript`` (in ``language``) when given, else from ``transcriber``
-    (a ``speech.asr.Transcriber``, whose words are English whatever ``language`` says)."""
+    """Phone timings for the seal: from ``transcript`` (in ``language``) when given, else from what Whisper
+    ``heard`` in the samples (``speech.asr.Heard`` chunks, English whatever ``language`` says)."""
     samples = np.asarray(samples, dtype=np.float32)
     total = len(samples) / SAMPLE_RATE
     if transcript is not None and transcript.strip():
@@ -58,28 +58,28 @@ def time_lips(samples: np.ndarray, transcript: str | None = None, transcriber=No
         except (AlignmentError, ValueError) as exc:
             return LipTiming([], "none", transcript, [f"the dialogue text could not be aligned to the audio: {exc}"])
         return LipTiming(phones, "transcript", transcript)
-    if transcriber is None:
-        return LipTiming([], "none", "", ["no dialogue text and no speech recogniser"])
+    if heard is None:
+        return LipTiming([], "none", "", ["no dialogue text and nothing recognised"])
     phones: list[Segment] = []
     words, notes = [], []
-    for heard in transcriber.transcribe(samples):
-        span = f"{heard.start:.1f}-{heard.end:.1f} s"
-        if not heard.text:
+    for chunk in heard:
+        span = f"{chunk.start:.1f}-{chunk.end:.1f} s"
+        if not chunk.text:
             continue
-        if heard.no_speech > MAX_NO_SPEECH:
-            notes.append(f"{span}: probably no speech (heard {heard.text!r}); nothing sealed there")
+        if chunk.no_speech > MAX_NO_SPEECH:
+            notes.append(f"{span}: probably no speech (heard {chunk.text!r}); nothing sealed there")
             continue
-        if heard.score < min_score:
-            notes.append(f"{span}: not sure what was said (score {heard.score:.2f}); the generator's closures are kept")
+        if chunk.score < min_score:
+            notes.append(f"{span}: not sure what was said (score {chunk.score:.2f}); the generator's closures are kept")
             continue
-        start, end = int(round(heard.start * SAMPLE_RATE)), int(round(heard.end * SAMPLE_RATE))
+        start, end = int(round(chunk.start * SAMPLE_RATE)), int(round(chunk.end * SAMPLE_RATE))
         try:
-            chunk = align_full(samples[start:end], heard.text, "en").phones
+            aligned = align_full(samples[start:end], chunk.text, "en").phones
         except (AlignmentError, ValueError) as exc:
-            notes.append(f"{span}: heard {heard.text!r} but could not align it ({exc})")
+            notes.append(f"{span}: heard {chunk.text!r} but could not align it ({exc})")
             continue
-        phones += [Segment(p.label, p.start + heard.start, p.end + heard.start) for p in chunk]
-        words.append(heard.text)
+        phones += [Segment(p.label, p.start + chunk.start, p.end + chunk.start) for p in aligned]
+        words.append(chunk.text)
     if not phones:
         return LipTiming([], "none", "", notes)
     return LipTiming(_fill_silence(phones, total), "recognized", " ".join(words), notes)

@@ -33,7 +33,7 @@ from .models.checkpoint import CheckpointError
 from .models.controls import MotionControls, apply_controls
 from .models.stage2 import load_stage2, unpack_motion
 from .motion import Motion
-from .speech.asr import Recalled, trusted_words
+from .speech.asr import trusted_words
 from .speech.base import SpeechModelError
 
 log = logging.getLogger(__name__)
@@ -224,8 +224,8 @@ class Pipeline:
             return self._lips[key]
         timings = {} if timings is None else timings
         try:
-            transcriber = None if key[1] else Recalled(self.heard(audio, timings))
-            lips = self._timed("lip_timing", timings, lambda: time_lips(audio.samples, key[1] or None, transcriber, language))
+            heard = None if key[1] else self.heard(audio, timings)
+            lips = self._timed("lip_timing", timings, lambda: time_lips(audio.samples, key[1] or None, heard, language))
         except (SpeechModelError, RuntimeError, OSError) as exc:  # the seal is a refinement: never fail the take for it
             log.warning("lip seal skipped: %s", exc)
             lips = LipTiming([], "none", "", [f"speech recognition failed, the generator's closures are kept: {exc}"])

@@ -87,28 +87,19 @@ def test_compression_ratio_flags_a_loop():
     assert compression_ratio("Mom, I told you to put me up, " + "my, " * 40) > 2.4
 
 
-class FakeTranscriber:
-    def __init__(self, heard):
-        self.heard, self.calls = heard, 0
-
-    def transcribe(self, samples):
-        self.calls += 1
-        return self.heard
-
-
 def test_time_lips_keeps_only_confident_speech():
     audio = load_audio(DEMO_WAV)
     n = audio.duration
-    sure = FakeTranscriber([Heard(DEMO_TEXT, 0.0, n, -0.2)])
-    timing = time_lips(audio.samples, transcriber=sure)
+    sure = [Heard(DEMO_TEXT, 0.0, n, -0.2)]
+    timing = time_lips(audio.samples, heard=sure)
     assert timing.source == "recognized" and timing.as_dict()["bilabials"] >= 8
     assert timing.phones[0].start == 0.0 and abs(timing.phones[-1].end - n) < 1e-6
     # recognised words are English: a dialogue language left set (Blender's field) must not change them
-    assert time_lips(audio.samples, transcriber=sure, language="it").phones == timing.phones
+    assert time_lips(audio.samples, heard=sure, language="it").phones == timing.phones
 
-    unsure = time_lips(audio.samples, transcriber=FakeTranscriber([Heard("remedy", 0.0, n, -1.6)]))
+    unsure = time_lips(audio.samples, heard=[Heard("remedy", 0.0, n, -1.6)])
     assert unsure.source == "none" and not unsure.phones and "not sure" in unsure.notes[0]
-    silence = time_lips(audio.samples, transcriber=FakeTranscriber([Heard("Thank you.", 0.0, n, -0.3, no_speech=0.95)]))
+    silence = time_lips(audio.samples, heard=[Heard("Thank you.", 0.0, n, -0.3, no_speech=0.95)])
     assert silence.source == "none" and "no speech" in silence.notes[0]
     assert time_lips(audio.samples).source == "none"  # neither text nor recogniser
 
@@ -149,5 +140,6 @@ def test_whisper_hears_the_demo_line(transcriber):
 
 def test_whisper_is_unsure_of_noise(transcriber):
     rng = np.random.default_rng(1)
-    timing = time_lips((0.05 * rng.standard_normal(48000)).astype(np.float32), transcriber=transcriber)
+    noise = (0.05 * rng.standard_normal(48000)).astype(np.float32)
+    timing = time_lips(noise, heard=transcriber.transcribe(noise))
     assert timing.source == "none" and not timing.phones

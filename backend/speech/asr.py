@@ -54,16 +54,6 @@ def trusted_words(heard: list[Heard], min_score: float, max_no_speech: float) ->
     return " ".join(h.text for h in heard if h.text and h.score >= min_score and h.no_speech <= max_no_speech)
 
 
-class Recalled:
-    """A transcriber that answers with what was already heard (one recognition shared by its users)."""
-
-    def __init__(self, heard: list[Heard]):
-        self.heard = heard
-
-    def transcribe(self, samples: np.ndarray) -> list[Heard]:
-        return self.heard
-
-
 def chunks(samples: np.ndarray, max_s: float = MAX_CHUNK_S, search_s: float = CUT_SEARCH_S) -> list[tuple[int, int]]:
     """Consecutive ``(start, end)`` sample ranges of at most ``max_s``, cut at quiet points."""
     n = len(samples)

@@ -138,7 +138,7 @@ def emotion_of(clip: Clip) -> int:
 def words_of(record: ClipRecord) -> str | None:
     """The words stage 1 reads beside the speech: the transcript of an English clip (MiniLM and
     Whisper tiny.en know English only), else None."""
-    language = str(record.meta.get("language") or "en")
+    language = str(record.meta.get("language") or "en").lower()
     text = " ".join((record.transcript or "").split())
     return text if text and language.startswith("en") else None
 
