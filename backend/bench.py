@@ -102,16 +102,16 @@ def untrained_checkpoints(folder: Path) -> Path:
     return folder
 
 
-def open_pipeline(checkpoint_dir, device: str) -> tuple[Pipeline, bool]:
+def open_pipeline(checkpoint_dir, device: str, describe_samples: int = PipelineConfig.describe_samples) -> tuple[Pipeline, bool]:
     """The trained pipeline when weights exist, else the default architecture on random weights."""
     try:
         checkpoint_paths(checkpoint_dir)
-        return Pipeline(PipelineConfig(checkpoint_dir=checkpoint_dir, device=device)), True
+        return Pipeline(PipelineConfig(checkpoint_dir=checkpoint_dir, device=device, describe_samples=describe_samples)), True
     except PipelineError:
         if checkpoint_dir:
             raise
     folder = untrained_checkpoints(Path(tempfile.mkdtemp(prefix="avitalk_bench_")))
-    return Pipeline(PipelineConfig(checkpoint_dir=folder, device=device, allow_untrained=True)), False
+    return Pipeline(PipelineConfig(checkpoint_dir=folder, device=device, allow_untrained=True, describe_samples=describe_samples)), False
 
 
 def time_clip(pipe: Pipeline, seconds: float, repeats: int) -> dict:
@@ -170,7 +170,8 @@ def bake_benchmark() -> dict | None:
     return bench_bake()
 
 
-def run_bench(seconds=(5.0, 30.0), device="auto", paper_scale=False, checkpoint_dir=None, repeats=3, bake=True) -> dict:
+def run_bench(seconds=(5.0, 30.0), device="auto", paper_scale=False, checkpoint_dir=None, repeats=3, bake=True,
+              describe_samples: int = PipelineConfig.describe_samples) -> dict:
     dev = resolve_device(device)
     torch.set_grad_enabled(False)
     report: dict = {
@@ -179,8 +180,9 @@ def run_bench(seconds=(5.0, 30.0), device="auto", paper_scale=False, checkpoint_
     }
     if dev.type == "cuda":
         report["machine"]["gpu"] = torch.cuda.get_device_name(0)
-    pipe, trained = open_pipeline(checkpoint_dir, device)
+    pipe, trained = open_pipeline(checkpoint_dir, device, describe_samples)
     report["weights"] = "trained" if trained else "random (default architecture, timing only)"
+    report["describe_samples"] = describe_samples
     print(f"AVI-Talk bench on {dev} ({report['weights']})")
     report["default_stack"] = []
     for s in seconds:

@@ -27,13 +27,17 @@ def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speech-model", help="local HuBERT / wav2vec 2.0 / Whisper folder (must match the checkpoint)")
     p.add_argument("--llm", help="local transformers causal LM folder (must match the checkpoint)")
     p.add_argument("--no-lip-seal", action="store_true", help="keep the generator's own lip closures (stage-1 weights that read words still recognise them)")
+    p.add_argument("--describe-samples", type=int, default=8,
+                   help="sampled sentences that vote on the emotion stage 1 names (default 8; 0: the greedy sentence alone, faster)")
 
 
 def _pipeline(args):
     from .pipeline import Pipeline, PipelineConfig
 
+    if args.describe_samples < 0:
+        raise ValueError(f"--describe-samples must be 0 or more, got {args.describe_samples}")
     config = PipelineConfig(checkpoint_dir=args.checkpoint, device=args.device, speech_path=args.speech_model, llm_path=args.llm,
-                            lip_seal=not getattr(args, "no_lip_seal", False))
+                            lip_seal=not getattr(args, "no_lip_seal", False), describe_samples=args.describe_samples)
     return Pipeline(config)
 
 
@@ -76,7 +80,8 @@ def cmd_analyze(args) -> int:
 def cmd_bench(args) -> int:
     from .bench import run_bench
 
-    report = run_bench(seconds=args.seconds, device=args.device, paper_scale=args.paper_scale, checkpoint_dir=args.checkpoint, repeats=args.repeats)
+    report = run_bench(seconds=args.seconds, device=args.device, paper_scale=args.paper_scale, checkpoint_dir=args.checkpoint, repeats=args.repeats,
+                       describe_samples=args.describe_samples)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)

@@ -64,6 +64,7 @@ class PipelineConfig:
     fps: float = 25.0
     prior_steps: int | None = None            # None: the checkpoint's default
     template: int = 0                         # which instruction template prompts the LLM
+    describe_samples: int = 8                 # sampled sentences that vote on the emotion stage 1 names (0: greedy only)
     max_new_tokens: int = 48
     cache_size: int = 8                       # audio clips whose features stay cached
     lip_seal: bool = True                     # close the lips on P, B, M timed from words (lipseal)
@@ -272,7 +273,7 @@ class Pipeline:
             text = self._timed(
                 "stage1", timings, lambda: self.stage1.describe(
                     feats["style"], model, tokenizer, template=self.config.template, max_new_tokens=self.config.max_new_tokens,
-                    words=words,
+                    words=words, samples=self.config.describe_samples,
                 )
             )
         self.stats["stage1_runs"] += 1

@@ -338,12 +338,14 @@ def test_stage1_reads_the_dialogue_text_or_what_whisper_heard(pipe, monkeypatch)
 
     seen = []
     describe = pipe.stage1.describe
-    monkeypatch.setattr(pipe.stage1, "describe", lambda *a, words=None, **k: seen.append(words) or describe(*a, words=words, **k))
+    options = []
+    monkeypatch.setattr(pipe.stage1, "describe", lambda *a, words=None, **k: seen.append(words) or options.append(k) or describe(*a, words=words, **k))
     heard = CountingTranscriber([Heard("I am so angry with you.", 0.0, 1.0, -0.2), Heard("mumble", 1.0, 2.0, -2.5)])
     monkeypatch.setattr(pipe, "_transcriber", heard)
     audio = load_audio((speech(1.0, seed=31), 16000))
     assert isinstance(pipe.analyze(audio), str)
     assert pipe.last_words == "I am so angry with you." and heard.calls == 1  # the unsure chunk is left out
+    assert options[-1]["samples"] == PipelineConfig().describe_samples > 0  # sampled sentences vote on the emotion
     assert seen[-1].shape == (1, 384) and abs(float(seen[-1].norm()) - 1) < 1e-3
     result = pipe.generate(audio, seed=0)
     assert heard.calls == 1 and result.lips.source in ("recognized", "none")  # the seal reuses the recognition

@@ -15,6 +15,7 @@ from backend.models.instructor import (
     first_sentence,
     load_stage1,
     save_stage1,
+    vote,
 )
 from backend.models.qformer import QFormer, QFormerConfig
 from backend.templates import TEMPLATES
@@ -259,6 +260,47 @@ def test_generate_and_describe_return_text():
     assert isinstance(stage1.describe(torch.randn(1, 10, 12), llm, tokenizer, template=2), str)
     with pytest.raises(ValueError, match=r"\(1, T, D\)"):
         stage1.describe(torch.randn(2, 10, 12), llm, tokenizer)
+
+
+def test_vote_keeps_the_emotion_most_sentences_name():
+    assert vote(["A man is angry.", "A man is sad.", "He is sad and slow.", "A furious man."]) == "A man is angry."  # 2-2: the first
+    assert vote(["A man is angry.", "A man is sad.", "He is dejected.", "She is sad.", "A furious man."]) == "A man is sad."
+    assert vote(["He said so.", "A woman is happy.", "Hmm."]) == "A woman is happy."  # an empty answer is outvoted
+    assert vote(["He said so.", "Hmm."]) == "He said so."  # nothing named: the first (greedy) sentence
+    assert vote(["He is displeased.", "He is disgusted.", "He is angry."]) == "He is displeased."  # one word, two emotions
+
+
+def test_generate_with_samples_votes_per_item(monkeypatch):
+    """Sampled sentences come back item-major; each item votes among its own greedy and sampled sentences."""
+    llm, tokenizer = tiny_llm()
+    stage1 = tiny_stage1()
+    stage1.set_phase("frozen")
+    query = stage1.qformer(torch.randn(2, 10, 12))
+    calls = []
+
+    def decode(batch, tokenizer, llm, max_new_tokens, **options):
+        calls.append(options)
+        if not options.get("do_sample"):
+            return ["He is calm.", "Hmm."]
+        return ["He is sad.", "He is sad.", "A happy man.", "She is happy.", "She is angry.", "She is happy."]
+
+    monkeypatch.setattr(stage1.instructor, "_decode", decode)
+    assert stage1.instructor.generate(query, tokenizer, llm, samples=3) == ["He is sad.", "She is happy."]
+    assert calls[1]["num_return_sequences"] == 3 and calls[1]["top_p"] < 1
+    assert stage1.instructor.generate(query, tokenizer, llm) == ["He is calm.", "Hmm."] and len(calls) == 3  # greedy only
+
+
+def test_generate_with_samples_is_seeded_and_leaves_the_global_rng_alone():
+    llm, tokenizer = tiny_llm()
+    stage1 = tiny_stage1()
+    stage1.set_phase("frozen")
+    features = torch.randn(1, 10, 12)
+    state = torch.get_rng_state()
+    first = stage1.describe(features, llm, tokenizer, max_new_tokens=5, samples=4, seed=3)
+    assert torch.equal(torch.get_rng_state(), state)
+    torch.rand(5)  # other draws in between change nothing
+    assert stage1.describe(features, llm, tokenizer, max_new_tokens=5, samples=4, seed=3) == first
+    assert isinstance(first, str)
 
 
 def test_projection_must_match_the_llm():

@@ -9,6 +9,8 @@ synonyms), and, as in TalkCLIP, some drop the emotion or the actions.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from ..head.components import EXPRESSION_NAMES
@@ -34,6 +36,29 @@ EMOTION_LEVELS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...
                  ("utterly contemptuous", "derisive", "full of scorn", "haughty")),
 }
 EMOTION_WORDS: dict[str, list[str]] = {e: sorted({w for level in levels for w in level}) for e, levels in EMOTION_LEVELS.items()}
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case words of letters, digits, hyphens and apostrophes (other punctuation dropped)."""
+    return re.findall(r"[a-z0-9]+(?:['\-][a-z0-9]+)*", text.lower())
+
+
+def named_emotions(text: str, words: dict[str, list[str]] | None = None) -> set[str]:
+    """The emotions named by the first emotion word in ``text`` (whole words, longest first; empty when none is).
+    A word listed under two emotions names both."""
+    words = EMOTION_WORDS if words is None else words
+    lowered = " ".join(tokenize(text))
+    best: tuple[int, int, str] | None = None  # (position, -length, word)
+    for synonyms in words.values():
+        for word in synonyms:
+            phrase = " ".join(tokenize(word))
+            m = re.search(rf"(?<![a-z0-9'\-]){re.escape(phrase)}(?![a-z0-9'\-])", lowered)
+            if m and (best is None or (m.start(), -len(phrase)) < best[:2]):
+                best = (m.start(), -len(phrase), phrase)
+    if best is None:
+        return set()
+    return {e for e, synonyms in words.items() if best[2] in {" ".join(tokenize(w)) for w in synonyms}}
+
 
 # facial action phrases: component group -> (noun phrase, verb phrases by level low/mid/high)
 _ACTION_PHRASES: dict[str, tuple[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]]] = {

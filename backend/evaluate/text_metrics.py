@@ -21,15 +21,12 @@
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
+
+from ..corpus.instructions import EMOTION_WORDS, named_emotions, tokenize
 
 SMOOTH_EPSILON = 0.1
 ROUGE_BETA = 1.2
-
-
-def tokenize(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9]+(?:['\-][a-z0-9]+)*", text.lower())
 
 
 def _ngrams(tokens: list[str], n: int) -> Counter:
@@ -107,35 +104,13 @@ def rouge_l(candidates: list[str], references: list[list[str]]) -> float:
     return sum(rouge_l_sentence(c, r) for c, r in zip(candidates, references)) / len(candidates)
 
 
-def _emotion_words() -> dict[str, list[str]]:
-    from ..corpus.instructions import EMOTION_WORDS
-
-    return EMOTION_WORDS
-
-
-def named_emotions(text: str, words: dict[str, list[str]] | None = None) -> set[str]:
-    """The emotions named by the first emotion word in ``text`` (empty when none is)."""
-    words = _emotion_words() if words is None else words
-    lowered = " ".join(tokenize(text))
-    best: tuple[int, int, str] | None = None  # (position, -length, word)
-    for synonyms in words.values():
-        for word in synonyms:
-            phrase = " ".join(tokenize(word))
-            m = re.search(rf"(?<![a-z0-9'\-]){re.escape(phrase)}(?![a-z0-9'\-])", lowered)
-            if m and (best is None or (m.start(), -len(phrase)) < best[:2]):
-                best = (m.start(), -len(phrase), phrase)
-    if best is None:
-        return set()
-    return {e for e, synonyms in words.items() if best[2] in {" ".join(tokenize(w)) for w in synonyms}}
-
-
 def emotion_accuracy(candidates: list[str], emotions: list[str], words: dict[str, list[str]] | None = None) -> float:
     """Share of candidates whose first emotion word belongs to the clip's emotion."""
     if len(candidates) != len(emotions):
         raise ValueError(f"{len(candidates)} candidates but {len(emotions)} emotions")
     if not candidates:
         raise ValueError("no sentences to score")
-    words = _emotion_words() if words is None else words
+    words = EMOTION_WORDS if words is None else words
     unknown = set(emotions) - set(words)
     if unknown:
         raise ValueError(f"unknown emotions {sorted(unknown)}; expected one of {sorted(words)}")

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..corpus.instructions import named_emotions
 from ..templates import TEMPLATES
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .qformer import QFormer, QFormerConfig
@@ -30,6 +32,7 @@ from .qformer import QFormer, QFormerConfig
 AUDIO_SLOT = "<|avitalk_audio|>"  # where the soft prompt goes in the prompt text
 IGNORE = -100
 PHASES = ("contrastive", "projection", "frozen")
+SAMPLE_TOP_P = 0.9  # nucleus sampling for the extra sentences of ``generate(samples=...)``
 
 
 @dataclass
@@ -46,6 +49,16 @@ def first_sentence(text: str) -> str:
     text = " ".join(text.split())
     end = re.search(r"[.!?](\s|$)", text)
     return text[: end.start() + 1] if end else text
+
+
+def vote(sentences: list[str]) -> str:
+    """The first sentence that names the emotion most of ``sentences`` name (ties: the one named
+    first); the first sentence when none names an emotion."""
+    counts = Counter(e for s in sentences for e in sorted(named_emotions(s)))
+    if not counts:
+        return sentences[0]
+    top = counts.most_common(1)[0][0]  # equal counts keep the order first met
+    return next(s for s in sentences if top in named_emotions(s))
 
 
 class Instructor(nn.Module):
@@ -153,24 +166,39 @@ class Instructor(nn.Module):
         return (ce * w).sum() / w.sum().clamp_min(1e-6)
 
     @torch.no_grad()
-    def generate(self, query_out: torch.Tensor, tokenizer, llm, template_ids=0, max_new_tokens: int | None = None) -> list[str]:
-        """Greedy decoding from the soft prompt; one sentence per batch item. Repeated trigrams are
-        banned: a small LLM steered by a soft prompt otherwise loops ("a woman who is a woman who ...")."""
+    def generate(self, query_out: torch.Tensor, tokenizer, llm, template_ids=0, max_new_tokens: int | None = None,
+                 samples: int = 0, seed: int = 0) -> list[str]:
+        """One sentence per batch item. Greedy decoding from the soft prompt; repeated trigrams are
+        banned: a small LLM steered by a soft prompt otherwise loops ("a woman who is a woman who ...").
+
+        With ``samples`` > 0 the LLM also writes that many sampled sentences (nucleus sampling, seeded
+        by ``seed``), and the greedy sentence stands only when it names the emotion most of them name
+        (``vote``): a self-consistency check against the greedy sentence's slips and empty answers."""
         batch = self.build_inputs(query_out, template_ids, tokenizer, llm)
+        greedy = self._decode(batch, tokenizer, llm, max_new_tokens, do_sample=False)
+        if samples <= 0:
+            return greedy
+        devices = [query_out.device] if query_out.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            drawn = self._decode(batch, tokenizer, llm, max_new_tokens, do_sample=True, top_p=SAMPLE_TOP_P, temperature=1.0,
+                                 num_return_sequences=samples)  # item-major: B x samples
+        return [vote([g] + drawn[i * samples : (i + 1) * samples]) for i, g in enumerate(greedy)]
+
+    def _decode(self, batch: dict, tokenizer, llm, max_new_tokens: int | None, **options) -> list[str]:
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         with warnings.catch_warnings():  # the penalties apply to new tokens only: what we want
             warnings.filterwarnings("ignore", message="Passing `(repetition_penalty|no_repeat_ngram_size)` with `inputs_embeds`")
             new = llm.generate(
                 **batch,
                 max_new_tokens=max_new_tokens or self.config.max_new_tokens,
-                do_sample=False,
                 no_repeat_ngram_size=3,
                 repetition_penalty=1.2,
                 pad_token_id=pad,
                 eos_token_id=tokenizer.eos_token_id,
-            )  # (B, n_new): only new tokens when the prompt is given as embeddings
-        texts = tokenizer.batch_decode(new, skip_special_tokens=True)
-        return [first_sentence(t) for t in texts]
+                **options,
+            )  # (B * n, n_new): only new tokens when the prompt is given as embeddings
+        return [first_sentence(t) for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
 
 
 @dataclass
@@ -211,12 +239,13 @@ class Stage1(nn.Module):
 
     @torch.no_grad()
     def describe(self, features: torch.Tensor, llm, tokenizer, template: int = 0, max_new_tokens: int | None = None,
-                 words: torch.Tensor | None = None) -> str:
-        """(1, T, D) speech features (and (1, words_dim) words heard, when the Q-Former reads them) -> one instruction sentence."""
+                 words: torch.Tensor | None = None, samples: int = 0, seed: int = 0) -> str:
+        """(1, T, D) speech features (and (1, words_dim) words heard, when the Q-Former reads them) -> one
+        instruction sentence (``samples``, ``seed``: see ``Instructor.generate``)."""
         if features.ndim != 3 or features.shape[0] != 1:
             raise ValueError(f"describe takes features of shape (1, T, D), got {tuple(features.shape)}")
         query_out = self.qformer(features, words=words)  # (1, Q, H)
-        return self.instructor.generate(query_out, tokenizer, llm, template, max_new_tokens)[0]
+        return self.instructor.generate(query_out, tokenizer, llm, template, max_new_tokens, samples, seed)[0]
 
 
 def save_stage1(path, stage1: Stage1, extra: dict | None = None) -> None:
