@@ -34,8 +34,6 @@ def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
 def _pipeline(args):
     from .pipeline import Pipeline, PipelineConfig
 
-    if args.describe_samples < 0:
-        raise ValueError(f"--describe-samples must be 0 or more, got {args.describe_samples}")
     config = PipelineConfig(checkpoint_dir=args.checkpoint, device=args.device, speech_path=args.speech_model, llm_path=args.llm,
                             lip_seal=not getattr(args, "no_lip_seal", False), describe_samples=args.describe_samples)
     return Pipeline(config)

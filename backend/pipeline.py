@@ -100,6 +100,8 @@ class Pipeline:
 
         hf_logging.disable_progress_bar()  # stdout/stderr stay clean for the CLI and the server
         self.config = config or PipelineConfig()
+        if self.config.describe_samples < 0:
+            raise PipelineError(f"describe_samples must be 0 or more, got {self.config.describe_samples}")
         self.device = resolve_device(self.config.device)
         stage1_path, stage2_path = checkpoint_paths(self.config.checkpoint_dir)
         need_trained = not self.config.allow_untrained

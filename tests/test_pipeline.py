@@ -42,6 +42,11 @@ def test_untrained_weights_are_refused(tmp_path):
         Pipeline(PipelineConfig(checkpoint_dir=tmp_path))
 
 
+def test_a_negative_sample_count_is_refused(tmp_path):
+    with pytest.raises(PipelineError, match="describe_samples must be 0 or more"):
+        Pipeline(PipelineConfig(checkpoint_dir=tmp_path, describe_samples=-1))
+
+
 def test_shipped_weights_are_trained_and_under_60_mb():
     from backend.models.checkpoint import read_checkpoint
     from backend.pipeline import STAGE1_FILE, STAGE2_FILE, WEIGHTS_DIR

@@ -54,11 +54,12 @@ def first_sentence(text: str) -> str:
 def vote(sentences: list[str]) -> str:
     """The first sentence that names the emotion most of ``sentences`` name (ties: the one named
     first); the first sentence when none names an emotion."""
-    counts = Counter(e for s in sentences for e in sorted(named_emotions(s)))
+    named = [named_emotions(s) for s in sentences]
+    counts = Counter(e for names in named for e in sorted(names))
     if not counts:
         return sentences[0]
     top = counts.most_common(1)[0][0]  # equal counts keep the order first met
-    return next(s for s in sentences if top in named_emotions(s))
+    return next(s for s, names in zip(sentences, named) if top in names)
 
 
 class Instructor(nn.Module):
