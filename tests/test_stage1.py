@@ -10,6 +10,7 @@ from backend.models.instructor import (
     IGNORE,
     Instructor,
     InstructorConfig,
+    SentenceEnded,
     Stage1,
     Stage1Config,
     first_sentence,
@@ -301,6 +302,33 @@ def test_generate_with_samples_is_seeded_and_leaves_the_global_rng_alone():
     torch.rand(5)  # other draws in between change nothing
     assert stage1.describe(features, llm, tokenizer, max_new_tokens=5, samples=4, seed=3) == first
     assert isinstance(first, str)
+
+
+def test_sentence_end_stops_each_sequence_once_a_mark_is_followed_by_more():
+    _, tokenizer = tiny_llm()
+    rows = ["The speaker smiles . Brows", "The speaker smiles with raised", "The speaker smiles with .", "Brows lowered . The speaker"]
+    ids = torch.tensor([tokenizer(r, add_special_tokens=False)["input_ids"] for r in rows])  # (4, 5)
+    assert SentenceEnded(tokenizer)(ids, None).tolist() == [True, False, False, True]  # a final mark waits one token
+
+
+def test_stopping_at_the_sentence_end_changes_no_sentence():
+    """Sampled and greedy sentences are the same as decoding on to the end and cutting after the first sentence."""
+    llm, tokenizer = tiny_llm()
+    stage1 = tiny_stage1()
+    stage1.set_phase("frozen")
+    batch = stage1.instructor.build_inputs(stage1.qformer(torch.randn(3, 10, 12)), [0, 1, 2], tokenizer, llm)
+    options = [{"do_sample": False}, {"do_sample": True, "top_p": 0.9, "temperature": 1.0, "num_return_sequences": 4}]
+    cut = 0
+    for seed, opts in [(0, options[0]), (0, options[1]), (1, options[1]), (2, options[1])]:
+        torch.manual_seed(seed)
+        stopped = stage1.instructor._decode(batch, tokenizer, llm, 20, **opts)
+        torch.manual_seed(seed)
+        full = llm.generate(**batch, max_new_tokens=20, no_repeat_ngram_size=3, repetition_penalty=1.2,
+                            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, **opts)
+        texts = [" ".join(t.split()) for t in tokenizer.batch_decode(full, skip_special_tokens=True)]
+        assert stopped == [first_sentence(t) for t in texts]
+        cut += sum(first_sentence(t) != t for t in texts)
+    assert cut  # some sentences did go on past their end
 
 
 def test_projection_must_match_the_llm():

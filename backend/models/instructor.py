@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 from torch.nn import functional as F
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from ..corpus.instructions import named_emotions
 from ..templates import TEMPLATES
@@ -44,11 +45,26 @@ class InstructorConfig:
     n_prefix: int = 0  # learned prompt vectors before the audio soft prompt (trained with the projection)
 
 
+SENTENCE_END = re.compile(r"[.!?](\s|$)")
+
+
 def first_sentence(text: str) -> str:
     """Whitespace collapsed, cut after the first sentence end."""
     text = " ".join(text.split())
-    end = re.search(r"[.!?](\s|$)", text)
+    end = SENTENCE_END.search(text)
     return text[: end.start() + 1] if end else text
+
+
+class SentenceEnded(StoppingCriteria):
+    """Stops each sequence once its first sentence has ended (a sentence mark followed by a space):
+    ``first_sentence`` drops the rest, and a batch runs as long as its longest sequence."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        texts = self.tokenizer.batch_decode(input_ids, skip_special_tokens=True)  # new tokens only (prompt given as embeddings)
+        return torch.tensor([re.search(r"[.!?]\s", t) is not None for t in texts], device=input_ids.device)
 
 
 def vote(sentences: list[str]) -> str:
@@ -197,6 +213,7 @@ class Instructor(nn.Module):
                 repetition_penalty=1.2,
                 pad_token_id=pad,
                 eos_token_id=tokenizer.eos_token_id,
+                stopping_criteria=StoppingCriteriaList([SentenceEnded(tokenizer)]),
                 **options,
             )  # (B * n, n_new): only new tokens when the prompt is given as embeddings
         return [first_sentence(t) for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
