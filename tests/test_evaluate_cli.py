@@ -96,3 +96,17 @@ def test_real_recordings_are_also_split_by_language():
 
     assert _subsets(SimpleNamespace(meta={"source": "recording", "language": "it"})) == ("real", "real_it")
     assert _subsets(SimpleNamespace(meta={"source": "espeak", "language": "en"})) == ("tts",)
+
+
+def test_corpus_mode_passes_describe_samples_and_records_it(tmp_path, capsys):
+    import helpers
+
+    corpus = write_corpus(tmp_path / "corpus")
+    ckpt = helpers.tiny_checkpoints(tmp_path / "ckpt")
+    base = ["evaluate", "--corpus", str(corpus), "--checkpoint", str(ckpt), "--follow-clips", "0", "--diversity-clips", "0"]
+    assert cli_main(base + ["--describe-samples", "-1"]) == 2
+    assert "describe_samples must be 0 or more" in capsys.readouterr().err
+    out = tmp_path / "report.json"
+    assert cli_main(base + ["--text-clips", "1", "--describe-samples", "2", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["describe_samples"] == 2 and report["text_clips"] == 1

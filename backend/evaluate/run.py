@@ -269,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--motion", help="score this motion file against --audio and --transcript")
     p.add_argument("--seed", type=int, default=0, help="seed for --audio generation")
     p.add_argument("--no-lip-seal", action="store_true", help="score the talking generator alone, without the lip seal")
+    p.add_argument("--describe-samples", type=int,
+                   help="sampled sentences that vote on the emotion stage 1 names (default: the pipeline's, 8; 0: greedy alone)")
     p.add_argument("--json", help="also write the figures to this JSON file")
     p.add_argument("-v", "--verbose", action="store_true", help="print progress per clip")
     return p
@@ -277,7 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _pipeline(args):
     from ..pipeline import Pipeline, PipelineConfig
 
-    return Pipeline(PipelineConfig(checkpoint_dir=args.checkpoint, device=args.device, lip_seal=not args.no_lip_seal))
+    samples = {} if args.describe_samples is None else {"describe_samples": args.describe_samples}
+    return Pipeline(PipelineConfig(checkpoint_dir=args.checkpoint, device=args.device, lip_seal=not args.no_lip_seal, **samples))
 
 
 def _check_args(args) -> None:
@@ -318,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         report = evaluate_corpus(clips, pipe, args.inferred, args.follow_clips, args.diversity_clips, args.seeds, say,
                                  text_clips=args.text_clips)
         report["split"] = args.split
+        if pipe is not None:
+            report["describe_samples"] = pipe.config.describe_samples
     print(format_table(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
