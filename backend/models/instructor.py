@@ -45,13 +45,10 @@ class InstructorConfig:
     n_prefix: int = 0  # learned prompt vectors before the audio soft prompt (trained with the projection)
 
 
-SENTENCE_END = re.compile(r"[.!?](\s|$)")
-
-
 def first_sentence(text: str) -> str:
     """Whitespace collapsed, cut after the first sentence end."""
     text = " ".join(text.split())
-    end = SENTENCE_END.search(text)
+    end = re.search(r"[.!?](\s|$)", text)
     return text[: end.start() + 1] if end else text
 
 
