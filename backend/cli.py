@@ -27,15 +27,20 @@ def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speech-model", help="local HuBERT / wav2vec 2.0 / Whisper folder (must match the checkpoint)")
     p.add_argument("--llm", help="local transformers causal LM folder (must match the checkpoint)")
     p.add_argument("--no-lip-seal", action="store_true", help="keep the generator's own lip closures (stage-1 weights that read words still recognise them)")
-    p.add_argument("--describe-samples", type=int, default=8,
-                   help="sampled sentences that vote on the emotion stage 1 names (default 8; 0: the greedy sentence alone, faster)")
+    p.add_argument("--describe-samples", type=int,
+                   help="sampled sentences that vote on the emotion stage 1 names (default: the pipeline's, 8; 0: the greedy sentence alone, faster)")
+
+
+def _samples(args) -> dict:
+    """``describe_samples`` when given on the command line; else the pipeline's default stands."""
+    return {} if args.describe_samples is None else {"describe_samples": args.describe_samples}
 
 
 def _pipeline(args):
     from .pipeline import Pipeline, PipelineConfig
 
     config = PipelineConfig(checkpoint_dir=args.checkpoint, device=args.device, speech_path=args.speech_model, llm_path=args.llm,
-                            lip_seal=not getattr(args, "no_lip_seal", False), describe_samples=args.describe_samples)
+                            lip_seal=not getattr(args, "no_lip_seal", False), **_samples(args))
     return Pipeline(config)
 
 
@@ -79,7 +84,7 @@ def cmd_bench(args) -> int:
     from .bench import run_bench
 
     report = run_bench(seconds=args.seconds, device=args.device, paper_scale=args.paper_scale, checkpoint_dir=args.checkpoint, repeats=args.repeats,
-                       describe_samples=args.describe_samples)
+                       **_samples(args))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)

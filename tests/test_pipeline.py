@@ -169,6 +169,16 @@ def test_cli_bad_audio_is_a_clear_error(tmp_path):
     assert "error:" in out.stderr and "Traceback" not in out.stderr
 
 
+def test_cli_passes_describe_samples_to_the_pipeline(tmp_path):
+    import soundfile as sf
+
+    wav = tmp_path / "line.wav"
+    sf.write(wav, speech(1.0), 16000)
+    out = run_cli("analyze", str(wav), "--checkpoint", str(tiny_checkpoints(tmp_path, trained=True)), "--describe-samples", "-1")
+    assert out.returncode == 2
+    assert "describe_samples must be 0 or more" in out.stderr and "Traceback" not in out.stderr
+
+
 def test_cli_generate_writes_a_motion_file_and_json(tmp_path):
     import soundfile as sf
 
