@@ -20,6 +20,8 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from .errors import AviTalkError
+
 SAMPLE_RATE = 16000
 MIN_SECONDS = 0.2
 SILENCE_DBFS = -60.0
@@ -27,8 +29,9 @@ CLIP_LEVEL = 0.999  # |x| at or above this counts as a full-scale sample
 CLIP_FRACTION = 0.001  # warn when more than 0.1 % of the samples sit at full scale
 
 
-class AudioError(ValueError):
+class AudioError(AviTalkError):
     """The audio cannot be used: missing, unreadable, empty, too short or invalid."""
+    code = "bad_audio"
 
 
 @dataclass

@@ -4,7 +4,7 @@
     python -m backend analyze AUDIO
     python -m backend bench [--seconds 5 30] [--device cpu] [--paper-scale]
     python -m backend corpus build --out DIR ...
-    python -m backend train {stage1-qformer,stage1-projection,stage2-prior,stage2-instruction,all}
+    python -m backend train {stage1-qformer,stage1-projection,stage2-talking,stage2-instruction,all}
     python -m backend evaluate ...
     python -m backend serve
 """
@@ -18,7 +18,9 @@ import sys
 
 # Errors a user can cause (bad input, missing models; the project's error types derive from
 # these); the CLI prints them as one clear line and exits with 2. With -v the traceback shows.
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, RuntimeError)
+from .errors import AviTalkError
+
+USER_ERRORS: tuple[type[BaseException], ...] = (AviTalkError, ValueError, OSError, RuntimeError)
 
 
 def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
@@ -81,7 +83,7 @@ def cmd_analyze(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import run_bench
+    from .bench.run import run_bench
 
     report = run_bench(seconds=args.seconds, device=args.device, paper_scale=args.paper_scale, checkpoint_dir=args.checkpoint, repeats=args.repeats,
                        **_samples(args))

@@ -14,14 +14,54 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import AviTalkError
+
+# The channel layout, the one place it is written: the motion file's arrays, and a packed
+# (..., T, E + 15) array holds them side by side in this order.
 POSE_WIDTHS = {"jaw_pose": 3, "neck_pose": 3, "global_pose": 3, "eye_pose": 6}
 ARRAY_KEYS = ("expression",) + tuple(POSE_WIDTHS)
+N_POSE_CHANNELS = sum(POSE_WIDTHS.values())
 REQUIRED_KEYS = ("fps",) + ARRAY_KEYS
 MAX_FPS = 1000.0
 
 
-class MotionFileError(ValueError):
+class MotionFileError(AviTalkError):
     """A motion file or Motion is missing, unreadable or inconsistent."""
+
+
+def motion_slices(n_expression: int) -> dict[str, slice]:
+    """Channel slice of each motion array in a packed array with ``n_expression`` expression channels."""
+    if n_expression < 1:
+        raise ValueError(f"n_expression must be positive, got {n_expression}")
+    slices, start = {}, 0
+    for key in ARRAY_KEYS:
+        width = n_expression if key == "expression" else POSE_WIDTHS[key]
+        slices[key] = slice(start, start + width)
+        start += width
+    return slices
+
+
+def n_expression_of(n_channels: int) -> int:
+    """Number of expression channels E of a packed array with C = E + 15 channels."""
+    if n_channels <= N_POSE_CHANNELS:
+        raise ValueError(f"a packed motion needs more than {N_POSE_CHANNELS} channels, got {n_channels}")
+    return n_channels - N_POSE_CHANNELS
+
+
+def pack_arrays(parts: dict):
+    """The motion arrays (..., T, n) by key -> one packed (..., T, E + 15) array; numpy or torch."""
+    arrays = [parts[key] for key in ARRAY_KEYS]
+    if isinstance(arrays[0], np.ndarray):
+        return np.concatenate(arrays, axis=-1)
+    import torch  # only training and stage 2 pack tensors
+
+    return torch.cat(arrays, dim=-1)
+
+
+def unpack_arrays(packed) -> dict:
+    """A packed (..., T, E + 15) array -> its motion arrays by key (views); numpy or torch."""
+    slices = motion_slices(n_expression_of(packed.shape[-1]))
+    return {key: packed[..., slices[key]] for key in ARRAY_KEYS}
 
 
 @dataclass(repr=False)
@@ -54,6 +94,16 @@ class Motion:
     @property
     def n_expression(self) -> int:
         return self.expression.shape[1]
+
+    def pack(self) -> np.ndarray:
+        """The arrays side by side, (T, E + 15) float32, in the layout of ``motion_slices``."""
+        return pack_arrays({key: getattr(self, key) for key in ARRAY_KEYS}).astype(np.float32, copy=False)
+
+    @classmethod
+    def from_packed(cls, packed: np.ndarray, fps: float, **meta) -> "Motion":
+        """A Motion from a packed (T, E + 15) array (copied, float32)."""
+        parts = unpack_arrays(np.asarray(packed))
+        return cls(fps=float(fps), **{k: np.ascontiguousarray(v, dtype=np.float32) for k, v in parts.items()}, **meta)
 
     @classmethod
     def zeros(cls, n_frames: int, n_expression: int, fps: float, **meta) -> "Motion":

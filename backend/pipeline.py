@@ -22,24 +22,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 
 from .audio import Audio
-from .blinks import add_blinks
+from .checkpoint import CheckpointError
 from .device import autocast, resolve_device
-from .lipseal import MAX_NO_SPEECH, MIN_SCORE, LipTiming, closure_weight, seal, time_lips
-from .models.checkpoint import CheckpointError
-from .models.controls import MotionControls, apply_controls
-from .models.stage2 import load_stage2, unpack_motion
 from .motion import Motion
+from .refine import refine
+from .refine.controls import MotionControls
+from .refine.lipseal import closure_weight
+from .speech.lips import MAX_NO_SPEECH, MIN_SCORE, LipTiming, time_lips
+from .stage2.model import load_stage2
 from .speech.asr import trusted_words
 from .speech.base import SpeechModelError
 
 log = logging.getLogger(__name__)
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-BLINK_STREAM = 7  # the blinks' random stream beside the seed's
 STAGE1_FILE = "stage1.safetensors"
 STAGE2_FILE = "stage2.safetensors"
 
@@ -92,9 +91,9 @@ def checkpoint_paths(checkpoint_dir) -> tuple[Path, Path]:
 
 class Pipeline:
     def __init__(self, config: PipelineConfig | None = None):
-        from .models.instructor import load_stage1
+        from .stage1.instructor import load_stage1
         from .speech import load_encoder
-        from .text import load_text_encoder
+        from .language.text import load_text_encoder
 
         from transformers.utils import logging as hf_logging
 
@@ -142,7 +141,7 @@ class Pipeline:
     def llm(self):
         """(model, tokenizer), loaded on first use: stage 1, and stage 2 when it reads instructions through it."""
         if self._llm is None:
-            from .llm import load_llm
+            from .language.llm import load_llm
 
             model, tokenizer = load_llm(self.config.llm_path)
             self._llm = (model.to(self.device), tokenizer)
@@ -152,7 +151,7 @@ class Pipeline:
     def text_encoder(self):
         """MiniLM, and the LLM's reading of the instruction when the stage 2 weights ask for it (first use)."""
         if self._text_encoder is None:
-            from .text import InstructionText, load_lm_text_encoder
+            from .language.text import InstructionText, load_lm_text_encoder
 
             lm = None
             if self.stage2.config.lm_text_dim:
@@ -318,31 +317,18 @@ class Pipeline:
             report("stage2_generator", 0.75)
             packed = self._timed("stage2_generator", timings, self.stage2.synthesize, feats["content"], None, style.float())
         packed = packed[0].float().cpu().numpy()  # (T, C)
-        # the generator learns no blinks (speech does not time them): add them as the teacher did, per seed
-        add_blinks(unpack_motion(packed)["expression"], self.config.fps, np.random.default_rng([seed, BLINK_STREAM]))
-        if controls is not None:
-            packed = apply_controls(packed, controls)
         report("stage2_generator", 1.0)
-        self.last_lips = None
+        self.last_lips, closure = None, None
         if self.config.lip_seal:
             report("lip_seal", 0.0)
             self.last_lips = self.lip_timing(audio, transcript, language, timings)
-            packed = seal(packed, closure_weight(self.last_lips.phones, len(packed), self.config.fps))
+            closure = closure_weight(self.last_lips.phones, len(packed), self.config.fps)
+        packed = refine(packed, self.config.fps, seed, controls, closure)
+        if self.config.lip_seal:
             report("lip_seal", 1.0)
         self.stats["stage2_runs"] += 1
         self.last_timings = timings
-        parts = unpack_motion(packed)
-        return Motion(
-            fps=float(self.config.fps),
-            expression=np.ascontiguousarray(parts["expression"], dtype=np.float32),
-            jaw_pose=np.ascontiguousarray(parts["jaw_pose"], dtype=np.float32),
-            neck_pose=np.ascontiguousarray(parts["neck_pose"], dtype=np.float32),
-            global_pose=np.ascontiguousarray(parts["global_pose"], dtype=np.float32),
-            eye_pose=np.ascontiguousarray(parts["eye_pose"], dtype=np.float32),
-            instruction=instruction,
-            seed=int(seed),
-            source=audio.source,
-        )
+        return Motion.from_packed(packed, self.config.fps, instruction=instruction, seed=int(seed), source=audio.source)
 
     def generate(
         self,

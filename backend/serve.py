@@ -208,7 +208,7 @@ class Server:
             raise RequestError("bad_audio", str(exc)) from exc
 
     def controls(self, values):
-        from .models.controls import MotionControls
+        from .refine.controls import MotionControls
 
         if values is None:
             return None

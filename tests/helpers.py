@@ -13,9 +13,9 @@ def tiny_checkpoints(folder, trained: bool = True, lm_text_dim: int = 576, words
     """
     import torch
 
-    from backend.models.instructor import InstructorConfig, Stage1, Stage1Config, save_stage1
-    from backend.models.qformer import QFormerConfig
-    from backend.models.stage2 import Stage2, Stage2Config, save_stage2
+    from backend.stage1.instructor import InstructorConfig, Stage1, Stage1Config, save_stage1
+    from backend.stage1.qformer import QFormerConfig
+    from backend.stage2.model import Stage2, Stage2Config, save_stage2
 
     torch.manual_seed(0)
     stage1 = Stage1(Stage1Config(

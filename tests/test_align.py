@@ -6,7 +6,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from backend.align import BILABIALS, VOWELS, align_full, ipa_to_arpabet, normalize_text
+from backend.phones import BILABIALS, VOWELS
+from backend.speech.align import align_full, ipa_to_arpabet, normalize_text
 from backend.audio import load_audio
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")

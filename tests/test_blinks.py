@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from backend.blinks import add_blinks
+from backend.refine.blinks import add_blinks
 from backend.head.components import EXPRESSION_INDEX
 
 L, R = EXPRESSION_INDEX["blink_L"], EXPRESSION_INDEX["blink_R"]

@@ -7,14 +7,16 @@ import shutil
 import numpy as np
 import pytest
 
-from backend.align import BILABIALS, VOWELS, Segment
+from backend.phones import BILABIALS, VOWELS, Segment
 from backend.corpus import augment
 from backend.corpus.build import BuildConfig, build
 from backend.corpus.dataset import DatasetError, load_corpus, load_real_layout
-from backend.corpus.instructions import EMOTION_WORDS, facial_actions, instructions
+from backend.corpus.instructions import facial_actions, instructions
+from backend.emotions import EMOTION_WORDS
 from backend.corpus.paraphrases import PARAPHRASES, paraphrases
 from backend.corpus.speech import EMOTIONS
-from backend.corpus.teacher import articulation, frame_owners, teach, teach_full
+from backend.corpus.teacher import teach, teach_full
+from backend.head.visemes import articulation, frame_owners
 from backend.evaluate.follow import follow_set, unseen
 from backend.head.components import EXPRESSION_INDEX, N_EXPRESSION
 from backend.motion import Motion, save_motion

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from backend.align import Segment
+from backend.phones import Segment
 from backend.evaluate import emotion
 from backend.evaluate.metrics import (
     Interval,

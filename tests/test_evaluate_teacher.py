@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from backend.align import Segment, align
+from backend.phones import Segment
+from backend.speech.align import align_full
 from backend.cli import main as cli_main
 from backend.corpus.speech import Prosody, Voice, synthesize
 from backend.corpus.teacher import teach
@@ -29,7 +30,7 @@ def line(tmp_path_factory):
     samples = np.pad(synthesize(TEXT, Voice("en-us", "m3", "male"), Prosody(50, "medium", 160, 100, 0)), (4000, 4000))
     wav = folder / "line.wav"
     sf.write(wav, samples, 16000)
-    phones = align(samples, TEXT)
+    phones = align_full(samples, TEXT).phones
     return folder, wav, samples, phones
 
 

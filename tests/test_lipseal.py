@@ -5,13 +5,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.align import Segment
+from backend.phones import Segment
 from backend.audio import load_audio
 from backend.evaluate.geometry import default_geometry
 from backend.evaluate.metrics import lip_sync_counts
 from backend.head.components import EXPRESSION_INDEX
-from backend.lipseal import LipTiming, closure_weight, seal, time_lips
-from backend.models.controls import motion_slices
+from backend.refine.lipseal import closure_weight, seal
+from backend.speech.lips import LipTiming, time_lips
+from backend.motion import motion_slices
 from backend.motion import Motion
 from backend.speech.asr import Heard, chunks, compression_ratio
 
@@ -116,7 +117,7 @@ def test_time_lips_from_the_dialogue_text_and_a_bad_one():
 def test_untimed_stretches_hold_no_closure():
     # a recognised chunk covers 0-1 s only; nothing after it may close
     timing = LipTiming([Segment("AA", 0.0, 0.4), Segment("M", 0.4, 0.5), Segment("AA", 0.5, 1.0)], "recognized")
-    from backend.lipseal import _fill_silence
+    from backend.speech.lips import _fill_silence
 
     w = closure_weight(_fill_silence(timing.phones, 3.0), 75, FPS)
     assert w[11] > 0.9 and np.all(w[30:] < 1e-6)

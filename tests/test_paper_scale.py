@@ -1,6 +1,6 @@
 """The paper-scale configuration builds (on the meta device: nothing is allocated)."""
 
-from backend import paper_scale
+from backend.bench import paper_scale
 
 
 def test_paper_scale_builds_on_meta():

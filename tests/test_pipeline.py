@@ -48,7 +48,7 @@ def test_a_negative_sample_count_is_refused(tmp_path):
 
 
 def test_shipped_weights_are_trained_and_under_60_mb():
-    from backend.models.checkpoint import read_checkpoint
+    from backend.checkpoint import read_checkpoint
     from backend.pipeline import STAGE1_FILE, STAGE2_FILE, WEIGHTS_DIR
 
     files = [WEIGHTS_DIR / STAGE1_FILE, WEIGHTS_DIR / STAGE2_FILE]
@@ -98,7 +98,7 @@ def test_features_are_cached_so_regenerate_runs_stage2_only(pipe):
 
 def test_generated_motion_blinks_per_seed_and_the_blinks_control_removes_them(pipe):
     from backend.head.components import EXPRESSION_INDEX
-    from backend.models.controls import MotionControls
+    from backend.refine.controls import MotionControls
 
     blink = EXPRESSION_INDEX["blink_L"]
     audio = load_audio((speech(8.0, seed=5), 16000))
@@ -315,7 +315,7 @@ class CountingTranscriber:
 def test_lip_seal_closes_the_dialogue_bilabials_and_is_cached(pipe, monkeypatch):
     from backend.evaluate.geometry import default_geometry
     from backend.evaluate.run import lip_scores
-    from backend.lipseal import time_lips
+    from backend.speech.lips import time_lips
 
     audio = load_audio(ROOT / "assets" / "demo" / "line.wav")
     text = (ROOT / "assets" / "demo" / "line.txt").read_text()

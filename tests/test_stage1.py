@@ -5,8 +5,8 @@ import helpers
 import pytest
 import torch
 
-from backend.models.checkpoint import CheckpointError, save_checkpoint
-from backend.models.instructor import (
+from backend.checkpoint import CheckpointError, save_checkpoint
+from backend.stage1.instructor import (
     IGNORE,
     Instructor,
     InstructorConfig,
@@ -16,10 +16,10 @@ from backend.models.instructor import (
     first_sentence,
     load_stage1,
     save_stage1,
-    vote,
 )
-from backend.models.qformer import QFormer, QFormerConfig
-from backend.templates import TEMPLATES
+from backend.stage1.qformer import QFormer, QFormerConfig
+from backend.stage1.templates import TEMPLATES
+from backend.stage1.vote import vote
 
 TARGETS = ["The speaker smiles with raised cheeks.", "Brows lowered, lips pressed in anger."]
 
@@ -36,7 +36,7 @@ def tiny_stage1():
 def tiny_llm(chat_template=None):
     """A tiny random Llama over the templates' and targets' words; ``initializer_range=0.5`` makes it
     sensitive enough to its input that the soft prompt can steer it (with 0.02 it hardly depends on it)."""
-    from backend.llm import freeze
+    from backend.language.llm import freeze
 
     text = " ".join(TEMPLATES + tuple(TARGETS) + ("user", "assistant", ":"))
     model, tokenizer = helpers.tiny_llm(text, seed=1, chat_template=chat_template, initializer_range=0.5)

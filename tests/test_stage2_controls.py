@@ -7,16 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.head.components import EXPRESSION_INDEX
-from backend.models.controls import (
-    MotionControls,
-    apply_controls,
-    blink_indices,
-    gaussian_smooth,
-    lower_face_indices,
-    motion_slices,
-    upper_face_indices,
-)
+from backend.head.components import EXPRESSION_INDEX, blink_indices, lower_face_indices, upper_face_indices
+from backend.motion import motion_slices
+from backend.refine.controls import MotionControls, apply_controls, gaussian_smooth
 
 E = 100
 C = E + 15
@@ -77,6 +70,6 @@ def test_smoothing_reduces_jitter_and_keeps_constants():
 
 
 def test_controls_module_does_not_import_torch():
-    code = "import sys; import backend.models.controls; print('torch' in sys.modules)"
+    code = "import sys; import backend.refine.controls; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1])
     assert out.stdout.strip() == "False"

@@ -4,15 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from backend.models.checkpoint import CheckpointError
-from backend.models.stage2 import (
+from backend.checkpoint import CheckpointError
+from backend.motion import ARRAY_KEYS, Motion, pack_arrays, unpack_arrays
+from backend.stage2.model import (
     Stage2,
     Stage2Config,
     compute_motion_stats,
     load_stage2,
-    pack_motion,
     save_stage2,
-    unpack_motion,
 )
 
 E = 10  # tiny expression space; C = 25
@@ -40,18 +39,20 @@ def toy_batch(B=4, T=24, seed=0):
 
 
 def test_pack_unpack_round_trip_numpy_and_torch():
-    parts = [np.random.rand(7, n).astype(np.float32) for n in (E, 3, 3, 3, 6)]
-    packed = pack_motion(*parts)
+    parts = dict(zip(ARRAY_KEYS, [np.random.rand(7, n).astype(np.float32) for n in (E, 3, 3, 3, 6)]))
+    packed = pack_arrays(parts)
     assert packed.shape == (7, E + 15)
-    names = ("expression", "jaw_pose", "neck_pose", "global_pose", "eye_pose")
-    for name, part in zip(names, parts):
-        np.testing.assert_array_equal(unpack_motion(packed)[name], part)
-    tensors = [torch.from_numpy(p)[None] for p in parts]
-    packed_t = pack_motion(*tensors)
+    for name, part in parts.items():
+        np.testing.assert_array_equal(unpack_arrays(packed)[name], part)
+    tensors = {k: torch.from_numpy(p)[None] for k, p in parts.items()}
+    packed_t = pack_arrays(tensors)
     assert packed_t.shape == (1, 7, E + 15)
-    assert torch.equal(unpack_motion(packed_t)["eye_pose"], tensors[4])
+    assert torch.equal(unpack_arrays(packed_t)["eye_pose"], tensors["eye_pose"])
     with pytest.raises(ValueError):
-        unpack_motion(np.zeros((3, 15)))
+        unpack_arrays(np.zeros((3, 15)))
+    motion = Motion.from_packed(packed, 25.0, instruction="x")
+    assert motion.instruction == "x" and motion.n_expression == E
+    np.testing.assert_array_equal(motion.pack(), packed)
 
 
 def test_motion_stats_and_normalisation_round_trip():

@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from backend.models.content import ContentConfig, ContentEncoder
-from backend.models.generator import GeneratorConfig, LocalAttentionBias, TalkingGenerator, alibi_slopes
-from backend.models.style_encoder import StyleEncoder, StyleEncoderConfig, sample_reference_frames
+from backend.stage2.content import ContentConfig, ContentEncoder
+from backend.stage2.generator import GeneratorConfig, LocalAttentionBias, TalkingGenerator, alibi_slopes
+from backend.stage2.style_encoder import StyleEncoder, StyleEncoderConfig, sample_reference_frames
 
 
 def padded_mask(lengths, T):

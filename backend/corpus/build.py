@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..align import AlignmentError, Segment, align_full
+from ..phones import Segment
+from ..speech.align import AlignmentError, align_full
 from ..motion import save_motion
 from . import augment
 from .instructions import facial_actions, instructions

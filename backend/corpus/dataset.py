@@ -14,9 +14,10 @@ import numpy as np
 
 from ..audio import load_audio
 from ..motion import Motion, load_motion
+from ..errors import AviTalkError
 
 
-class DatasetError(ValueError):
+class DatasetError(AviTalkError):
     """A dataset folder is missing, empty or laid out wrongly."""
 
 

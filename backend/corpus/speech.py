@@ -22,6 +22,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from ..audio import load_audio
+from ..errors import AviTalkError
 
 EMOTIONS = ("neutral", "happy", "angry", "sad", "surprised", "fear", "disgusted", "contempt")
 INTENSITIES = ("slight", "moderate", "strong")
@@ -35,7 +36,7 @@ HELDOUT_ACCENTS = ("en-gb-x-gbcwmd",)
 HELDOUT_VARIANTS = ("m7", "quincy", "f5", "linda")
 
 
-class SpeechError(RuntimeError):
+class SpeechError(AviTalkError):
     """Speech could not be synthesised or read."""
 
 

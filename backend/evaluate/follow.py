@@ -7,7 +7,7 @@ corpus's ``EMOTION_WORDS`` table, for any emotion, appears in them).
 
 from __future__ import annotations
 
-from .text_metrics import named_emotions
+from ..emotions import named_emotions
 
 FOLLOW_INSTRUCTIONS: dict[str, tuple[str, ...]] = {
     "neutral": (

@@ -24,13 +24,14 @@ import numpy as np
 from ..flame.lbs_numpy import flame_forward
 from ..flame.pickle_io import FlameModel
 from ..motion import Motion
+from ..errors import AviTalkError
 
 # Lips count as closed at or below this gap on the default head (adult size; rest gap 1.6 mm, head/field.py).
 CLOSED_GAP_MM = 1.0
 GROUPS = ("upper_lip", "lower_lip", "upper_face")
 
 
-class GeometryError(ValueError):
+class GeometryError(AviTalkError):
     """The head lacks what the metrics need (vertex groups, paired lips)."""
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..align import BILABIALS, SILENCE, VOWELS, Segment, phone_at_frames
+from ..phones import BILABIALS, SILENCE, VOWELS, Segment, phone_at_frames
 
 TOLERANCE_S = 0.040  # bilabial events and closures match when at most this far apart
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..align import Segment
+from ..phones import Segment
 from ..motion import Motion, load_motion, resample
 from . import emotion
 from .follow import follow_set, unseen
@@ -42,7 +42,7 @@ def lip_scores(geometry: HeadGeometry, motion: Motion, phones: list[Segment]) ->
 
 
 def align_audio(path: str, transcript: str, language: str = "en"):
-    from ..align import align_full
+    from ..speech.align import align_full
     from ..audio import load_audio
 
     audio = load_audio(path)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from ..corpus.instructions import EMOTION_WORDS, named_emotions, tokenize
+from ..emotions import EMOTION_WORDS, named_emotions, tokenize
 
 SMOOTH_EPSILON = 0.1
 ROUGE_BETA = 1.2

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import AviTalkError
+
 N_JOINTS = 5
 N_POSE_FEATURES = 36  # 4 non-root joints x 9 entries of (R - I)
 FLAME_PARENTS = (-1, 0, 1, 1, 1)  # root, neck<-root, jaw<-neck, eyes<-neck
@@ -26,7 +28,7 @@ EXTRA_PREFIX = "avitalk_"
 _MAX_SPARSE_CELLS = 1 << 26
 
 
-class FlameFileError(ValueError):
+class FlameFileError(AviTalkError):
     """A FLAME model file is missing, unreadable, unsafe or malformed."""
 
 

@@ -67,5 +67,31 @@ COMPONENTS = (
 EXPRESSION_NAMES = tuple(name for name, _ in COMPONENTS)
 EXPRESSION_INDEX = {name: i for i, name in enumerate(EXPRESSION_NAMES)}
 
+# Face regions of the expression channels: the panel's upper/lower-face controls and stage 2's lip weight.
+BLINK_NAMES = ("blink_L", "blink_R")
+# Eyes, brows, cheeks and nose: the part of the face above the mouth.
+UPPER_FACE_PREFIXES = ("blink", "squint", "eye_wide", "brow", "cheek_raise", "nose_wrinkle")
+
+
+def expression_indices(names, n_expression: int) -> list[int]:
+    """Indices of the named default-head components that exist among ``n_expression`` channels."""
+    return [EXPRESSION_INDEX[n] for n in names if EXPRESSION_INDEX[n] < n_expression]
+
+
+def upper_face_indices(n_expression: int) -> list[int]:
+    names = [n for n in EXPRESSION_NAMES if n.startswith(UPPER_FACE_PREFIXES)]
+    return expression_indices(names, n_expression)
+
+
+def lower_face_indices(n_expression: int) -> list[int]:
+    """Mouth, lips, jaw and chin components (everything named that is not upper face)."""
+    names = [n for n in EXPRESSION_NAMES if not n.startswith(UPPER_FACE_PREFIXES)]
+    return expression_indices(names, n_expression)
+
+
+def blink_indices(n_expression: int) -> list[int]:
+    return expression_indices(BLINK_NAMES, n_expression)
+
+
 # Vertex groups exported with the default head (key ``avitalk_vertex_groups``).
 VERTEX_GROUPS = ("upper_lip", "lower_lip", "upper_face", "lower_face", "eyes", "left_eye", "right_eye", "mouth_interior")

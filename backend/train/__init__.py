@@ -1,7 +1,9 @@
-"""Training: ``python -m backend train {stage1-qformer,stage1-projection,stage2-prior,stage2-instruction,all}``.
+"""Training: ``python -m backend train {stage1-qformer,stage1-projection,stage2-talking,stage2-instruction,all}``.
+
+(``stage2-prior`` is accepted for ``stage2-talking``, the talking prior's phase.)
 
     python -m backend train all --corpus data/train3k             # 85 min on a 2-core CPU (3,200 clips), caches included
-    python -m backend train stage2-prior --corpus data/corpus --steps 500
+    python -m backend train stage2-talking --corpus data/corpus --steps 500
     python -m backend train all --corpus data/corpus --budget-minutes 25   # a quicker, weaker stack
 
 Each phase resumes from ``<run>/<phase>/state.pt``; losses go to ``<run>/log.jsonl``.
@@ -27,7 +29,8 @@ import logging
 import sys
 from pathlib import Path
 
-COMMANDS = ("stage2-prior", "stage2-instruction", "stage1-qformer", "stage1-projection", "all")
+COMMANDS = ("stage2-talking", "stage2-instruction", "stage1-qformer", "stage1-projection", "all")
+ALIASES = {"stage2-prior": "stage2-talking"}  # the talking prior's phase, by its earlier name
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = TrainOptions(corpus=Path("."))
     phases = "; ".join(f"{k}: {d.steps} steps, batch {d.batch_size}, lr {d.lr}" for k, d in DEFAULTS.items())
     p = argparse.ArgumentParser(prog="python -m backend train", description=f"Train AVI-Talk. Defaults: {phases}.")
-    p.add_argument("phase", choices=COMMANDS)
+    p.add_argument("phase", choices=COMMANDS + tuple(ALIASES))
     p.add_argument("--corpus", required=True, help="built corpus folder, or a <speaker>/<clip>.wav|.npz|.txt folder")
     p.add_argument("--run", default=str(defaults.run), help="run folder: phase states, models, log.jsonl (default %(default)s)")
     p.add_argument("--out", default=str(defaults.out), help="where `all` writes the checkpoints (default: backend/weights)")
@@ -98,14 +101,14 @@ def run(options, phase: str) -> dict:
     from .context import Context
     from .export import export
     from .instruction import train_instruction
-    from .prior import train_prior
+    from .talking import train_talking
     from .projection import train_projection
     from .qformer import train_qformer
 
     torch.manual_seed(options.seed)
     ctx = Context(options)
     phases = {
-        "stage2-prior": train_prior,
+        "stage2-talking": train_talking,
         "stage2-instruction": train_instruction,
         "stage1-qformer": train_qformer,
         "stage1-projection": train_projection,
@@ -120,7 +123,7 @@ def run(options, phase: str) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    results = run(options_from_args(args), args.phase)
+    results = run(options_from_args(args), ALIASES.get(args.phase, args.phase))
     summary = {k: ({m: v for m, v in r.items() if m != "last"} if isinstance(r, dict) else r) for k, r in results.items()}
     print(json.dumps(summary, indent=2, default=str))
     return 0

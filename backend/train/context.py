@@ -17,7 +17,7 @@ from .data import TrainData, load_records, words_of
 
 log = logging.getLogger(__name__)
 
-PHASES = ("stage2-prior", "stage2-instruction", "stage1-qformer", "stage1-projection")
+PHASES = ("stage2-talking", "stage2-instruction", "stage1-qformer", "stage1-projection")
 
 
 @dataclass
@@ -28,19 +28,19 @@ class PhaseDefaults:
 
 
 # Defaults for the shipped stack. Measured on the 2-core CPU with the machine otherwise
-# quiet (s/step): stage2-prior 0.23, stage2-instruction 0.04, stage1-qformer 0.11,
+# quiet (s/step): stage2-talking 0.23, stage2-instruction 0.04, stage1-qformer 0.11,
 # stage1-projection 1.15-1.4 (SmolLM2-135M forward + backward in bf16, ~50 tokens x 8).
 # Planned: 13.5 + 2 + 5.5 + 27-33 min, ~50-56 min with loading and validation; heavy load from
 # other work can make steps several times slower, so each phase also stops at its time share.
 DEFAULTS = {
-    "stage2-prior": PhaseDefaults(steps=3500, batch_size=16, lr=5e-4),
+    "stage2-talking": PhaseDefaults(steps=3500, batch_size=16, lr=5e-4),
     "stage2-instruction": PhaseDefaults(steps=3000, batch_size=64, lr=5e-4),
     "stage1-qformer": PhaseDefaults(steps=3000, batch_size=32, lr=3e-4),
     "stage1-projection": PhaseDefaults(steps=1400, batch_size=8, lr=3e-3),
 }
 DEFAULT_BUDGET_MINUTES = 55.0  # training time planned for the default steps (feature cache not included)
 TIME_SLACK = 1.2  # a phase may run this much past its share before it stops (its state is kept)
-TIME_SHARE = {"stage2-prior": 0.3, "stage2-instruction": 0.06, "stage1-qformer": 0.14, "stage1-projection": 0.5}
+TIME_SHARE = {"stage2-talking": 0.3, "stage2-instruction": 0.06, "stage1-qformer": 0.14, "stage1-projection": 0.5}
 
 
 @dataclass
@@ -127,7 +127,7 @@ class Context:
         return int(clips[0].lm_emb.shape[-1])
 
     def _lm_text_encoder(self):
-        from ..text import load_lm_text_encoder
+        from ..language.text import load_lm_text_encoder
 
         return load_lm_text_encoder(self.llm()).to(self.device)  # the run's LLM, the one stage 1 speaks through
 
@@ -137,14 +137,14 @@ class Context:
         return load_encoder(self.options.speech_encoder, self.options.speech_path)
 
     def _text_encoder(self):
-        from ..text import load_text_encoder
+        from ..language.text import load_text_encoder
 
         return load_text_encoder().to(self.device)
 
     def llm(self):
         """The frozen (model, tokenizer) on the training device."""
         if self._llm is None:
-            from ..llm import load_llm
+            from ..language.llm import load_llm
 
             model, tokenizer = load_llm(self.options.llm)
             self._llm = (model.to(self.device), tokenizer)
@@ -152,7 +152,7 @@ class Context:
 
     @property
     def llm_name(self) -> str:
-        from ..llm import DEFAULT_NAME
+        from ..language.llm import DEFAULT_NAME
 
         return DEFAULT_NAME if self.options.llm is None else Path(self.options.llm).name
 

@@ -16,11 +16,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..align import BILABIALS, Segment
+from ..phones import BILABIALS, Segment
 from ..corpus.dataset import ClipRecord, DatasetError, load_corpus, load_real_layout
-from ..corpus.teacher import frame_owners
+from ..head.visemes import frame_owners
 from ..motion import resample
-from ..models.stage2 import pack_motion
 
 FPS = 25.0
 
@@ -72,7 +71,7 @@ def load_packed_motion(record: ClipRecord) -> np.ndarray:
     motion = record.motion()
     if abs(motion.fps - FPS) > 1e-6:
         motion = resample(motion, FPS)
-    packed = pack_motion(motion.expression, motion.jaw_pose, motion.neck_pose, motion.global_pose, motion.eye_pose)
+    packed = motion.pack()
     return packed.astype(np.float32)
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..models.checkpoint import load_checkpoint
-from ..models.instructor import Stage1, Stage1Config, save_stage1
-from ..models.stage2 import load_stage2, save_stage2
+from ..checkpoint import load_checkpoint
+from ..stage1.instructor import Stage1, Stage1Config, save_stage1
+from ..stage2.model import load_stage2, save_stage2
 from ..pipeline import STAGE1_FILE, STAGE2_FILE
 from .context import Context
 from .instruction import NAME as INSTRUCTION

@@ -15,12 +15,12 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from ..models.instruction import InstructionEncoder
-from ..models.stage2 import Stage2, load_stage2, save_stage2
+from ..stage2.instruction import InstructionEncoder
+from ..stage2.model import Stage2, load_stage2, save_stage2
 from .context import Context
 from .data import TrainData, reference_frames
 from .loop import LoopConfig, log_line, run_loop
-from .prior import NAME as PRIOR
+from .talking import NAME as PRIOR
 
 NAME = "stage2-instruction"
 STYLE_DRAWS = 4  # reference-frame draws per clip

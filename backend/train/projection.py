@@ -18,11 +18,11 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from ..corpus.instructions import EMOTION_WORDS
+from ..emotions import EMOTION_WORDS
 from ..device import autocast
-from ..models.checkpoint import load_checkpoint
-from ..models.instructor import Stage1, Stage1Config, save_stage1
-from ..templates import TEMPLATES
+from ..checkpoint import load_checkpoint
+from ..stage1.instructor import Stage1, Stage1Config, save_stage1
+from ..stage1.templates import TEMPLATES
 from .context import Context
 from .data import augment_text, emotion_of
 from .loop import LoopConfig, log_line, run_loop

@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..models.instructor import InstructorConfig, Stage1, Stage1Config, save_stage1
-from ..models.qformer import QFormerConfig
+from ..stage1.instructor import InstructorConfig, Stage1, Stage1Config, save_stage1
+from ..stage1.qformer import QFormerConfig
 from .context import Context
 from .data import pad_speech, words_batch
 from .loop import LoopConfig, log_line, run_loop

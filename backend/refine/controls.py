@@ -1,8 +1,7 @@
-"""Packed motion channel layout and the post-processing controls of the Blender panel.
+"""The panel's post-processing controls (intensity, face halves, smoothing, head motion, blinks).
 
-A packed motion array has C = E + 15 channels per frame, in the motion file's
-order: expression (E), jaw_pose (3), neck_pose (3), global_pose (3), eye_pose (6).
-This module is numpy-only (no torch), so Blender's Python may import it.
+They act on a packed motion (``backend.motion``'s channel layout) and are
+numpy-only, so Blender's Python may import them.
 """
 
 from __future__ import annotations
@@ -11,54 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..head.components import EXPRESSION_INDEX, EXPRESSION_NAMES
-
-POSE_PARTS = (("jaw_pose", 3), ("neck_pose", 3), ("global_pose", 3), ("eye_pose", 6))
-N_POSE_CHANNELS = sum(n for _, n in POSE_PARTS)
-
-BLINK_NAMES = ("blink_L", "blink_R")
-# Eyes, brows, cheeks and nose: the part of the face above the mouth.
-UPPER_FACE_PREFIXES = ("blink", "squint", "eye_wide", "brow", "cheek_raise", "nose_wrinkle")
-
-
-def motion_slices(n_expression: int) -> dict[str, slice]:
-    """Channel slice of each motion part in a packed array with ``n_expression`` expression channels."""
-    if n_expression < 1:
-        raise ValueError(f"n_expression must be positive, got {n_expression}")
-    slices = {"expression": slice(0, n_expression)}
-    start = n_expression
-    for name, size in POSE_PARTS:
-        slices[name] = slice(start, start + size)
-        start += size
-    return slices
-
-
-def n_expression_of(n_channels: int) -> int:
-    """Number of expression channels E of a packed array with C = E + 15 channels."""
-    if n_channels <= N_POSE_CHANNELS:
-        raise ValueError(f"a packed motion needs more than {N_POSE_CHANNELS} channels, got {n_channels}")
-    return n_channels - N_POSE_CHANNELS
-
-
-def expression_indices(names, n_expression: int) -> list[int]:
-    """Indices of the named default-head components that exist among ``n_expression`` channels."""
-    return [EXPRESSION_INDEX[n] for n in names if EXPRESSION_INDEX[n] < n_expression]
-
-
-def upper_face_indices(n_expression: int) -> list[int]:
-    names = [n for n in EXPRESSION_NAMES if n.startswith(UPPER_FACE_PREFIXES)]
-    return expression_indices(names, n_expression)
-
-
-def lower_face_indices(n_expression: int) -> list[int]:
-    """Mouth, lips, jaw and chin components (everything named that is not upper face)."""
-    names = [n for n in EXPRESSION_NAMES if not n.startswith(UPPER_FACE_PREFIXES)]
-    return expression_indices(names, n_expression)
-
-
-def blink_indices(n_expression: int) -> list[int]:
-    return expression_indices(BLINK_NAMES, n_expression)
-
+from ..head.components import blink_indices, lower_face_indices, upper_face_indices
+from ..motion import motion_slices, n_expression_of
 
 @dataclass
 class MotionControls:

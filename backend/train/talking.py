@@ -1,4 +1,4 @@
-"""Phase stage2-prior: the talking prior (content path + style encoder + generator), Sec. III-D-1.
+"""Phase stage2-talking: the talking prior (content path + style encoder + generator), Sec. III-D-1.
 
 Random 2-4 s windows of a clip are reconstructed from their speech and the style of
 reference frames drawn from the rest of the same clip. The motion normalisation is
@@ -10,13 +10,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..models.controls import N_POSE_CHANNELS
-from ..models.stage2 import Stage2, Stage2Config, save_stage2
+from ..motion import N_POSE_CHANNELS
+from ..stage2.model import Stage2, Stage2Config, save_stage2
 from .context import Context
 from .data import source_of, window_batch
 from .loop import LoopConfig, log_line, run_loop
 
-NAME = "stage2-prior"
+NAME = "stage2-talking"
 MIN_FRAMES, MAX_FRAMES = 50, 100  # 2-4 s at 25 fps
 CLOSURE_WEIGHT = 3.0  # mouth channels on P/B/M frames weigh 4x: missed closures were the main lip-sync error
 
@@ -47,7 +47,7 @@ def validate(ctx: Context, model: Stage2) -> dict:
     return {f"val_{k}": float(v) for k, v in losses.items()}
 
 
-def train_prior(ctx: Context) -> dict:
+def train_talking(ctx: Context) -> dict:
     steps, batch_size, lr, limit = ctx.options.phase(NAME)
     train, _ = ctx.data()
     model = build_model(ctx).to(ctx.device)

@@ -10,11 +10,14 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .errors import AviTalkError
+
 FORMAT_VERSION = 1
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(AviTalkError):
     """A checkpoint file is missing, unreadable or of the wrong kind."""
+    code = "no_weights"
 
 
 def save_checkpoint(path, module: torch.nn.Module, config, kind: str, extra: dict | None = None) -> None:

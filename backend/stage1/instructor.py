@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections import Counter
 from dataclasses import dataclass, field
 
 import torch
@@ -25,9 +24,9 @@ from torch import nn
 from torch.nn import functional as F
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from ..corpus.instructions import named_emotions
-from ..templates import TEMPLATES
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .templates import TEMPLATES
+from .vote import vote
+from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .qformer import QFormer, QFormerConfig
 
 AUDIO_SLOT = "<|avitalk_audio|>"  # where the soft prompt goes in the prompt text
@@ -62,17 +61,6 @@ class SentenceEnded(StoppingCriteria):
     def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
         texts = self.tokenizer.batch_decode(input_ids, skip_special_tokens=True)  # new tokens only (prompt given as embeddings)
         return torch.tensor([re.search(r"[.!?]\s", t) is not None for t in texts], device=input_ids.device)
-
-
-def vote(sentences: list[str]) -> str:
-    """The first sentence that names the emotion most of ``sentences`` name (ties: the one named
-    first); the first sentence when none names an emotion."""
-    named = [named_emotions(s) for s in sentences]
-    counts = Counter(e for names in named for e in sorted(names))
-    if not counts:
-        return sentences[0]
-    top = counts.most_common(1)[0][0]  # equal counts keep the order first met
-    return next(s for s, names in zip(sentences, named) if top in names)
 
 
 class Instructor(nn.Module):

@@ -17,10 +17,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..errors import ModelError
+
 MAX_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length
 
 
-class TextModelError(RuntimeError):
+class TextModelError(ModelError):
     """The text encoder folder is missing or unreadable."""
 
 

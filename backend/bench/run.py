@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import load_audio
-from .device import resolve_device
-from .pipeline import Pipeline, PipelineConfig, PipelineError, checkpoint_paths
+from ..audio import load_audio
+from ..device import resolve_device
+from ..pipeline import Pipeline, PipelineConfig, PipelineError, checkpoint_paths
 
 STAGES = ("speech_features", "speech_recognition", "stage1", "text_encoder", "stage2_prior", "stage2_generator", "lip_timing")
 DEMO_LINE = Path(__file__).resolve().parents[1] / "assets" / "demo" / "line.wav"
@@ -93,8 +93,8 @@ def speech_like(seconds: float, seed: int = 0) -> np.ndarray:
 
 def untrained_checkpoints(folder: Path) -> Path:
     """Default-size random weights, marked untrained, for timing only."""
-    from .models.instructor import Stage1, Stage1Config, save_stage1
-    from .models.stage2 import Stage2, Stage2Config, save_stage2
+    from ..stage1.instructor import Stage1, Stage1Config, save_stage1
+    from ..stage2.model import Stage2, Stage2Config, save_stage2
 
     torch.manual_seed(0)
     save_stage1(folder / "stage1.safetensors", Stage1(Stage1Config()), {"trained": False})

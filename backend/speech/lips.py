@@ -1,19 +1,14 @@
-"""Lip seal: the lips close on every P, B and M at its phone time.
-
-The talking generator learns closures from the audio alone and misses the
-short ones inside words most (about a quarter of bilabials under 60 ms on
-held-out recordings). The seal times them from words instead:
+"""What times the lip seal: the phones of the line's words, aligned to the audio.
 
 1. the words are the dialogue text when the user gives it, else what Whisper
    tiny.en heard (``speech.asr``), kept per chunk only where Whisper was
    confident (mean token log-probability >= ``MIN_SCORE``; tiny.en knows
    English only, so other languages mostly fall below it and keep the
    generator's own closures);
-2. pocketsphinx aligns them to the audio (``align``), as the corpus teacher's
-   phones were aligned;
-3. the mouth channels blend to the teacher's closed viseme with the teacher's
-   own dominance weights, so a sealed closure looks like those the generator
-   was trained on; the rest of the face is left as generated.
+2. pocketsphinx aligns them to the audio (``speech.align``), as the corpus
+   teacher's phones were aligned.
+
+``refine.lipseal`` then closes the mouth on the bilabials among them.
 """
 
 from __future__ import annotations
@@ -22,11 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .align import BILABIALS, SILENCE, AlignmentError, Segment, align_full
-from .audio import SAMPLE_RATE
-from .corpus.teacher import ARTICULATION, CLOSED, LIP_OPENING, MOUTH, articulation
-from .head.components import EXPRESSION_INDEX, EXPRESSION_NAMES
-from .models.controls import motion_slices, n_expression_of
+from ..audio import SAMPLE_RATE
+from ..phones import BILABIALS, SILENCE, Segment
+from .align import AlignmentError, align_full
 
 MIN_SCORE = -0.7  # chosen on dev recordings: -0.7 / -1.0 / -1.7 gave F1 0.963 / 0.954 / 0.944
 MAX_NO_SPEECH = 0.6  # Whisper invents words ("Thank you.") in noise and silence
@@ -97,42 +90,3 @@ def _fill_silence(phones: list[Segment], total: float) -> list[Segment]:
     if t < total - 1e-6:
         out.append(Segment(SILENCE, t, total))
     return out
-
-
-def closure_weight(phones: list[Segment], n_frames: int, fps: float) -> np.ndarray:
-    """(T,) how closed the lips should be, 0..1: the teacher's bilabial dominance share."""
-    if not phones or n_frames == 0:
-        return np.zeros(n_frames)
-    return articulation(phones, n_frames, fps)[1]
-
-
-def seal(packed: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """A copy of packed motion (T, C) with the mouth closed where ``weight`` (T,) is high.
-
-    Articulation channels and the jaw's opening blend to the closed viseme,
-    channels that part the lips fade out faster, other mouth channels (smile,
-    dimples) are reduced as in the teacher; the jaw's sideways turn and the
-    unnamed components (the teacher never moves them) fade. Brows, eyes and
-    head are untouched.
-    """
-    packed = np.array(packed, dtype=np.float32, copy=True)
-    if packed.ndim != 2 or len(weight) != len(packed):
-        raise ValueError(f"need packed (T, C) and weight (T,), got {packed.shape} and {np.shape(weight)}")
-    n_expr = n_expression_of(packed.shape[1])
-    parts = motion_slices(n_expr)
-    w = np.clip(np.asarray(weight, dtype=np.float32), 0.0, 1.0)
-    expr = packed[:, parts["expression"]]  # (T, E) view
-    for name in set(ARTICULATION) | LIP_OPENING:
-        k = EXPRESSION_INDEX[name]
-        if k < n_expr:
-            wk = 1.0 - (1.0 - w) ** 4 if name in LIP_OPENING else w
-            expr[:, k] += wk * (CLOSED.get(name, 0.0) - expr[:, k])
-    for name in MOUTH - set(ARTICULATION) - LIP_OPENING:
-        k = EXPRESSION_INDEX[name]
-        if k < n_expr:
-            expr[:, k] *= 1.0 - 0.7 * w
-    expr[:, len(EXPRESSION_NAMES):] *= (1.0 - w)[:, None]
-    jaw = packed[:, parts["jaw_pose"]]  # (T, 3) view
-    jaw[:, 0] += w * (CLOSED["jaw"] - jaw[:, 0])
-    jaw[:, 1:] *= (1.0 - w)[:, None]  # no sideways jaw in the closed viseme
-    return packed

@@ -41,9 +41,9 @@ def hf_configs():
 
 
 def model_configs():
-    from .models.instructor import InstructorConfig, Stage1Config
-    from .models.qformer import QFormerConfig
-    from .models.stage2 import Stage2Config
+    from ..stage1.instructor import InstructorConfig, Stage1Config
+    from ..stage1.qformer import QFormerConfig
+    from ..stage2.model import Stage2Config
 
     stage1 = Stage1Config(
         qformer=QFormerConfig(audio_dim=1024, hidden=768, n_queries=32, n_layers=12, n_heads=12),
@@ -59,8 +59,8 @@ def build(device: str | torch.device = "meta", dtype: torch.dtype = torch.float3
     """Instantiate every part at paper scale on ``device`` (``meta`` allocates nothing)."""
     from transformers import HubertModel, LlamaForCausalLM, Wav2Vec2Model
 
-    from .models.instructor import Stage1
-    from .models.stage2 import Stage2
+    from ..stage1.instructor import Stage1
+    from ..stage2.model import Stage2
 
     hubert_cfg, w2v_cfg, llm_cfg = hf_configs()
     stage1_cfg, stage2_cfg = model_configs()

@@ -17,9 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .content import ContentConfig, ContentEncoder
-from .controls import N_POSE_CHANNELS, lower_face_indices, motion_slices, n_expression_of
+from ..motion import N_POSE_CHANNELS, motion_slices
+from ..head.components import lower_face_indices
 from .generator import GeneratorConfig, TalkingGenerator
 from .instruction import InstructionConfig, InstructionEncoder
 from .prior import DiffusionPrior, PriorConfig
@@ -27,7 +28,6 @@ from .style_encoder import StyleEncoder, StyleEncoderConfig, sample_reference_fr
 
 KIND = "stage2"
 PHASES = ("talking", "instruction")
-MOTION_PARTS = ("expression", "jaw_pose", "neck_pose", "global_pose", "eye_pose")
 
 
 @dataclass
@@ -104,21 +104,6 @@ class Stage2Config:
             self.style_dim, self.cond_dim, self.prior_hidden, self.prior_layers, self.prior_heads,
             self.timesteps, self.cond_drop, self.sample_steps, self.guidance, 0.0,
         )
-
-
-def pack_motion(expression, jaw, neck, global_, eye):
-    """Concatenate motion parts (..., T, n) into one (..., T, E + 15) array; numpy or torch."""
-    parts = (expression, jaw, neck, global_, eye)
-    if isinstance(expression, np.ndarray):
-        return np.concatenate(parts, axis=-1)
-    return torch.cat(parts, dim=-1)
-
-
-def unpack_motion(motion) -> dict:
-    """Split a packed motion (..., T, E + 15) into the motion file's parts (views), keyed
-    'expression', 'jaw_pose', 'neck_pose', 'global_pose', 'eye_pose'."""
-    parts = motion_slices(n_expression_of(motion.shape[-1]))
-    return {name: motion[..., parts[name]] for name in MOTION_PARTS}
 
 
 def compute_motion_stats(motion: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

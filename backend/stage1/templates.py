@@ -19,8 +19,3 @@ TEMPLATES = (
     "Examine the speaking style in the audio and elaborate on the facial expressions it implies.",
 )
 
-
-def template(index: int = 0) -> str:
-    if not isinstance(index, int) or not 0 <= index < len(TEMPLATES):
-        raise ValueError(f"template index must be an integer in [0, {len(TEMPLATES) - 1}], got {index!r}")
-    return TEMPLATES[index]

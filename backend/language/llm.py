@@ -22,12 +22,14 @@ from pathlib import Path
 
 import torch
 
+from ..errors import ModelError
+
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_NAME = "smollm2-135m"
 SOURCE_FILE = "avitalk_source.json"  # records which GGUF a cache folder came from
 
 
-class LLMError(RuntimeError):
+class LLMError(ModelError):
     """The language model cannot be found or loaded."""
 
 

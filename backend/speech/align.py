@@ -26,30 +26,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import AviTalkError
+from ..phones import SILENCE, VOWELS, Segment
+
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
 FRAME_RATE = 100.0  # pocketsphinx frames per second
 
-BILABIALS = frozenset({"P", "B", "M"})
-LABIODENTALS = frozenset({"F", "V"})
-VOWELS = frozenset({"AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW"})
-SILENCE = "SIL"
 
 
-class AlignmentError(RuntimeError):
+class AlignmentError(AviTalkError):
     """The audio could not be aligned to the transcript."""
-
-
-@dataclass(frozen=True)
-class Segment:
-    label: str
-    start: float  # seconds
-    end: float  # seconds
-
-    @property
-    def duration(self) -> float:
-        return self.end - self.start
 
 
 @dataclass
@@ -57,20 +45,6 @@ class Alignment:
     phones: list[Segment]
     words: list[Segment]
     warnings: list[str] = field(default_factory=list)
-
-
-def phone_at_frames(phones: list[Segment], n_frames: int, fps: float) -> np.ndarray:
-    """(T,) index of the phone holding each frame time t / fps, -1 outside every phone."""
-    times = np.arange(n_frames) / fps
-    owner = np.full(n_frames, -1, dtype=np.int64)
-    for i, p in enumerate(phones):
-        owner[(times >= p.start) & (times < p.end)] = i
-    return owner
-
-
-def align(samples: np.ndarray, transcript: str) -> list[Segment]:
-    """Phone segments of 16 kHz mono ``samples`` speaking ``transcript``."""
-    return align_full(samples, transcript).phones
 
 
 def align_full(samples: np.ndarray, transcript: str, language: str = "en") -> Alignment:

@@ -1,1 +1,0 @@
-"""Neural modules of the two stages, one idea per module."""

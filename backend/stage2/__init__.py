@@ -1,0 +1,1 @@
+"""Stage 2, instruction-following synthesis: instruction + speech -> per-frame FLAME motion."""
