@@ -36,6 +36,9 @@ CUT_SEARCH_S = 8.0
 MAX_TOKENS = 220  # Whisper's text context is 448 (prompt included)
 TOKENS_PER_S = 8.0  # fast speech is about 7 tokens/s: more than this is a loop, so stop there
 MAX_COMPRESSION = 2.4
+# int8 kernels differ between processors, and so do the words they decode (the demo line
+# loops on some); float32 decodes the same words everywhere
+COMPUTE_TYPE = "float32"
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ class Transcriber:
         if not (folder / "model.bin").is_file() or not (folder / "tokenizer.json").is_file():
             raise SpeechModelError(f"{folder} is not a CTranslate2 Whisper folder (model.bin and tokenizer.json)")
         self._ct2 = ctranslate2
-        self.model = ctranslate2.models.Whisper(str(folder), device="cpu", compute_type="int8", intra_threads=threads)
+        self.model = ctranslate2.models.Whisper(str(folder), device="cpu", compute_type=COMPUTE_TYPE, intra_threads=threads)
         self.tokenizer = tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.prompt = [self.tokenizer.token_to_id(t) for t in ("<|startoftranscript|>", "<|notimestamps|>")]
         if None in self.prompt:
