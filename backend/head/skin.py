@@ -147,10 +147,6 @@ class Skin:
         return np.array(upper + lower)
 
 
-def _nearest_column(thetas, target):
-    return int(np.argmin(np.abs(thetas - target)))
-
-
 def _corner_columns(rows_q, thetas, q_row, x_target, anatomy):
     """Column whose skin point at row q_row has |x| closest to x_target (left side)."""
     left = np.nonzero((thetas > 0) & (thetas < np.pi / 2))[0]
