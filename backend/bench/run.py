@@ -29,7 +29,7 @@ from ..device import resolve_device
 from ..pipeline import Pipeline, PipelineConfig, PipelineError, checkpoint_paths
 
 STAGES = ("speech_features", "speech_recognition", "stage1", "text_encoder", "stage2_prior", "stage2_generator", "lip_timing")
-DEMO_LINE = Path(__file__).resolve().parents[1] / "assets" / "demo" / "line.wav"
+DEMO_LINE = Path(__file__).resolve().parents[2] / "assets" / "demo" / "line.wav"
 
 
 class PeakMemory:
@@ -162,7 +162,7 @@ def bake_benchmark() -> dict | None:
     import sys
 
     os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="avitalk_bres_"))
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     from avitalk_blender.bench import bench_bake
