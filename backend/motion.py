@@ -6,6 +6,7 @@ all float32 axis-angle / coefficients; optional ``instruction``, ``seed``, ``sou
 Frame ``t`` is at time ``t / fps`` seconds.
 """
 
+import functools
 import math
 import os
 import tempfile
@@ -27,7 +28,7 @@ MAX_FPS = 1000.0
 # Loading limits, checked on each array's header before its data is read.
 MAX_SECONDS = 3600.0  # one hour of motion at the file's fps
 MAX_EXPRESSION = 400  # expression coefficients per frame (FLAME has 100)
-MAX_ARRAY_MB = 1024  # bytes of one array's data, whatever its shape
+MAX_ARRAY_MB = 1024  # megabytes of one array's data, whatever its shape
 MAX_TEXT = 10_000  # characters of 'instruction' and 'source'
 _NPY_MAGIC = b"\x93NUMPY"
 
@@ -220,8 +221,8 @@ def _read_npz(path: str, where: str) -> dict:
             raise MotionFileError(f"{where}: {exc}") from None
         max_frames = int(MAX_SECONDS * fps) + 1
         for key in ARRAY_KEYS:
-            limit = MAX_EXPRESSION if key == "expression" else POSE_WIDTHS[key]
-            check = lambda k, dtype, shape: _check_array(k, dtype, shape, max_frames, limit, fps)  # noqa: E731
+            width = MAX_EXPRESSION if key == "expression" else POSE_WIDTHS[key]
+            check = functools.partial(_check_array, max_frames=max_frames, max_width=width, fps=fps)
             data[key] = _read_member(archive, members[key], key, where, check)
         for key in ("instruction", "seed", "source"):
             if key in members:
@@ -262,7 +263,7 @@ def _check_small(key: str, dtype: np.dtype, shape: tuple) -> None:
         raise MotionFileError(f"'{key}' declares shape {shape} of {dtype}; it must be one short value")
 
 
-def _check_array(key: str, dtype: np.dtype, shape: tuple, max_frames: int, max_width: int, fps: float) -> None:
+def _check_array(key: str, dtype: np.dtype, shape: tuple, *, max_frames: int, max_width: int, fps: float) -> None:
     if dtype.kind not in "fiub":
         raise MotionFileError(f"'{key}' must hold real numbers, got dtype {dtype}")
     if shape and shape[0] > max_frames:

@@ -144,7 +144,8 @@ class _SparseStandIn(_StandIn):
             raise FlameFileError(f"{self.kind} has no valid shape")
         n_rows, n_cols = int(shape[0]), int(shape[1])
         if n_rows < 0 or n_cols < 0 or n_rows * n_cols > _MAX_SPARSE_CELLS:
-            raise FlameFileError(f"{self.kind} has an implausible shape {tuple(shape)}")
+            raise FlameFileError(f"{self.kind} has an implausible shape {tuple(shape)}: at most {_MAX_SPARSE_CELLS} "
+                                 f"cells ({N_JOINTS} joints x {MAX_VERTICES} vertices) are accepted")
         data = np.asarray(self._entry("data"), dtype=np.float64).ravel()
         fmt = self.kind.rsplit(".", 1)[-1][:3]
         if fmt == "coo":
@@ -226,7 +227,7 @@ def _n_bytes(shape, dtype) -> int:
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     if not all(isinstance(n, int) and n >= 0 for n in shape):
         raise FlameFileError(f"refused array shape {shape!r}")
-    return math.prod(shape) * _no_objects(np.dtype(dtype) if not isinstance(dtype, np.dtype) else dtype).itemsize
+    return math.prod(shape) * _no_objects(np.dtype(dtype)).itemsize
 
 
 class _CheckedArray(np.ndarray):
