@@ -248,7 +248,8 @@ def _read_member(archive: zipfile.ZipFile, name: str, key: str, where: str, chec
                 raise MotionFileError(f"'{key}' declares a negative shape {shape}")
             check(key, dtype, shape)
             if n_bytes > MAX_ARRAY_MB << 20:
-                raise MotionFileError(f"'{key}' declares {n_bytes >> 20} MB of data; at most {MAX_ARRAY_MB} MB are accepted")
+                raise MotionFileError(f"'{key}' declares {n_bytes >> 20} MB of data; "
+                                      f"at most {MAX_ARRAY_MB} MB are accepted")
         except MotionFileError as exc:
             raise MotionFileError(f"{where}: {exc}") from None
         raw = fh.read(n_bytes)
@@ -270,7 +271,8 @@ def _check_array(key: str, dtype: np.dtype, shape: tuple, *, max_frames: int, ma
         raise MotionFileError(f"'{key}' declares {shape[0]} frames; at most {max_frames} are accepted "
                               f"({MAX_SECONDS / 60:g} minutes at {fps:g} fps)")
     if math.prod(shape[1:]) > max_width:
-        raise MotionFileError(f"'{key}' declares {math.prod(shape[1:])} values per frame; at most {max_width} are accepted")
+        raise MotionFileError(f"'{key}' declares {math.prod(shape[1:])} values per frame; "
+                              f"at most {max_width} are accepted")
 
 
 def _numeric(arr: np.ndarray, key: str) -> np.ndarray:

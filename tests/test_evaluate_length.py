@@ -14,7 +14,8 @@ def test_a_motion_of_another_length_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(run, "default_geometry", lambda: pytest.fail("scored a motion of the wrong length"))
     path = tmp_path / "m.npz"
     save_motion(path, Motion.zeros(75, 10, 25.0))
-    with pytest.raises(MotionFileError, match=r"has 75 frames \(3.00 s at 25 fps\), the audio lasts 2.00 s \(50 frames\)"):
+    message = r"has 75 frames \(3.00 s at 25 fps\), the audio lasts 2.00 s \(50 frames\)"
+    with pytest.raises(MotionFileError, match=message):
         run.score_motion(str(path), "a.wav", "hello")
 
 

@@ -67,7 +67,8 @@ def tiny_build(monkeypatch):
     from backend.flame.synthetic import make_tiny_model
 
     builds = []
-    monkeypatch.setattr(backend.head.build, "build_head", lambda: builds.append(1) or make_tiny_model(n_verts=12, seed=0))
+    build = lambda: builds.append(1) or make_tiny_model(n_verts=12, seed=0)  # noqa: E731
+    monkeypatch.setattr(backend.head.build, "build_head", build)
     return builds
 
 
