@@ -5,7 +5,9 @@ Every stage of AVI-Talk works on 16 kHz mono audio (paper, Sec. IV-A).
 takes ``(samples, sample_rate)``, downmixes, resamples with an anti-aliased
 polyphase filter and checks the result. Problems the user can fix raise
 ``AudioError`` with a plain message; doubtful but usable audio (clipping,
-near silence) loads with a warning in ``Audio.warnings``.
+near silence) loads with a warning in ``Audio.warnings``. A file's header is
+checked against the limits below before anything is decoded, so a small file
+cannot declare hours of audio at a rate of 1 Hz.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ MIN_SECONDS = 0.2
 SILENCE_DBFS = -60.0
 CLIP_LEVEL = 0.999  # |x| at or above this counts as a full-scale sample
 CLIP_FRACTION = 0.001  # warn when more than 0.1 % of the samples sit at full scale
+MIN_RATE, MAX_RATE = 8000, 384000  # Hz: telephone audio to high-resolution studio files
+MAX_SECONDS = 3600.0  # one hour: long dialogue (30 min and more) loads, a day of audio does not
+MAX_VALUES = int(MAX_SECONDS * 48000 * 2)  # samples x channels decoded at most: one hour of 48 kHz stereo
 
 
 class AudioError(AviTalkError):
@@ -57,7 +62,7 @@ def load_audio(source, *, max_seconds: float | None = None) -> Audio:
     ``max_seconds`` cuts longer audio (with a warning). Raises ``AudioError``.
     """
     if isinstance(source, (str, Path)):
-        samples, rate = _read_file(Path(source))
+        samples, rate = _read_file(Path(source), max_seconds)
         name = str(source)
     elif isinstance(source, tuple) and len(source) == 2:
         samples, rate = source
@@ -68,7 +73,7 @@ def load_audio(source, *, max_seconds: float | None = None) -> Audio:
     return _prepare(samples, rate, name, max_seconds)
 
 
-def _read_file(path: Path) -> tuple[np.ndarray, int]:
+def _read_file(path: Path, max_seconds: float | None) -> tuple[np.ndarray, int]:
     if not path.exists():
         raise AudioError(f"audio file not found: {path}")
     if not path.is_file():
@@ -76,18 +81,38 @@ def _read_file(path: Path) -> tuple[np.ndarray, int]:
     if path.stat().st_size == 0:
         raise AudioError(f"audio file is empty (0 bytes): {path}")
     try:
-        samples, rate = sf.read(str(path), dtype="float32", always_2d=True)  # (N, C)
+        info = sf.info(str(path))
+        # with a cut requested, decode only a little more than is kept
+        frames = info.frames if max_seconds is None else min(info.frames, int((max_seconds + 1.0) * info.samplerate))
+        _check_header(path, info, frames)
+        _check_not_truncated(path, info.extra_info)
+        samples, rate = sf.read(str(path), frames=-1 if max_seconds is None else frames, dtype="float32",
+                                always_2d=True)  # (N, C)
     except sf.LibsndfileError as exc:
         raise AudioError(f"cannot read {path} as audio ({exc}); is it a wav/flac/ogg/mp3 file, complete and not corrupt?") from exc
-    except (RuntimeError, ValueError, EOFError) as exc:
+    except (RuntimeError, ValueError, EOFError, OSError, MemoryError) as exc:
         raise AudioError(f"cannot read {path} as audio: {exc}") from exc
-    _check_not_truncated(path)
     return samples, rate
 
 
-def _check_not_truncated(path: Path) -> None:
+def _check_header(path: Path, info, frames: int) -> None:
+    """Refuse what the header declares (rate, length, size) before any sample is decoded."""
+    _check_rate(info.samplerate, str(path))
+    if frames / info.samplerate > MAX_SECONDS:
+        raise AudioError(f"{path} declares {frames / info.samplerate / 60:.1f} minutes of audio; "
+                         f"at most {MAX_SECONDS / 60:g} minutes are accepted")
+    if frames * info.channels > MAX_VALUES:
+        raise AudioError(f"{path} declares {frames} frames of {info.channels} channels; at most {MAX_VALUES} "
+                         f"samples are decoded (one hour of 48 kHz stereo)")
+
+
+def _check_rate(rate: int, name: str) -> None:
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise AudioError(f"{name}: sample rate {rate} Hz is outside the accepted {MIN_RATE} to {MAX_RATE} Hz")
+
+
+def _check_not_truncated(path: Path, report: str) -> None:
     """libsndfile reads a cut WAV/AIFF without error; its header report shows the cut."""
-    report = sf.info(str(path)).extra_info
     match = re.search(r"data\s*:\s*(\d+)\s*\(should be (\d+)\)", report)
     if match is None:
         return
@@ -102,6 +127,7 @@ def _prepare(samples: np.ndarray, rate, name: str, max_seconds: float | None) ->
     if not isinstance(rate, (int, np.integer)) or isinstance(rate, bool) or rate <= 0:
         raise AudioError(f"{name}: sample rate must be a positive integer, got {rate!r}")
     rate = int(rate)
+    _check_rate(rate, name)
     if not np.issubdtype(samples.dtype, np.number) or np.iscomplexobj(samples):
         raise AudioError(f"{name}: samples must be real numbers, got dtype {samples.dtype}")
     if np.issubdtype(samples.dtype, np.integer):
@@ -118,6 +144,9 @@ def _prepare(samples: np.ndarray, rate, name: str, max_seconds: float | None) ->
         raise AudioError(f"{name}: the audio holds zero samples")
     if not np.all(np.isfinite(samples)):
         raise AudioError(f"{name}: the audio holds NaN or infinite samples")
+    if len(samples) / rate > MAX_SECONDS and (max_seconds is None or max_seconds > MAX_SECONDS):
+        raise AudioError(f"{name}: the audio lasts {len(samples) / rate / 60:.1f} minutes; "
+                         f"at most {MAX_SECONDS / 60:g} minutes are accepted")
     if len(samples) / rate < MIN_SECONDS:
         raise AudioError(f"{name}: the audio lasts {len(samples) / rate:.3f} s, at least {MIN_SECONDS} s is needed")
 

@@ -6,6 +6,8 @@ all float32 axis-angle / coefficients; optional ``instruction``, ``seed``, ``sou
 Frame ``t`` is at time ``t / fps`` seconds.
 """
 
+import functools
+import math
 import os
 import tempfile
 import zipfile
@@ -23,6 +25,12 @@ ARRAY_KEYS = ("expression",) + tuple(POSE_WIDTHS)
 N_POSE_CHANNELS = sum(POSE_WIDTHS.values())
 REQUIRED_KEYS = ("fps",) + ARRAY_KEYS
 MAX_FPS = 1000.0
+# Loading limits, checked on each array's header before its data is read.
+MAX_SECONDS = 3600.0  # one hour of motion at the file's fps
+MAX_EXPRESSION = 400  # expression coefficients per frame (FLAME has 100)
+MAX_ARRAY_MB = 1024  # megabytes of one array's data, whatever its shape
+MAX_TEXT = 10_000  # characters of 'instruction' and 'source'
+_NPY_MAGIC = b"\x93NUMPY"
 
 
 class MotionFileError(AviTalkError):
@@ -158,7 +166,12 @@ def _check_fps(fps) -> None:
 
 
 def load_motion(path) -> Motion:
-    """Read and validate a motion .npz (never unpickles anything)."""
+    """Read and validate a motion .npz (never unpickles anything).
+
+    Each array's .npy header is checked against the limits (``MAX_SECONDS`` at the
+    file's fps, ``MAX_EXPRESSION`` coefficients) before its data is read, so a small
+    file cannot declare millions of frames. Every failure is a ``MotionFileError``.
+    """
     path = os.fspath(path)
     where = f"motion file {path!r}"
     if not os.path.exists(path):
@@ -166,23 +179,12 @@ def load_motion(path) -> Motion:
     if os.path.isdir(path):
         raise MotionFileError(f"{where} is a folder, not a file")
     try:
-        archive = np.load(path, allow_pickle=False)
-    except (zipfile.BadZipFile, EOFError) as exc:
-        raise MotionFileError(f"{where} is truncated or a corrupt zip archive ({exc})") from None
-    except (ValueError, OSError) as exc:
-        raise MotionFileError(f"{where} is not an .npz archive ({exc})") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise MotionFileError(f"{where} is a single .npy array, not an .npz archive")
-    try:
-        with archive:
-            missing = [k for k in REQUIRED_KEYS if k not in archive.files]
-            if missing:
-                raise MotionFileError(f"{where} is missing keys: {', '.join(missing)}")
-            data = {k: archive[k] for k in archive.files if k in REQUIRED_KEYS + ("instruction", "seed", "source")}
+        data = _read_npz(path, where)
     except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
         raise MotionFileError(f"{where} is truncated or a corrupt zip archive ({exc})") from None
-    except (ValueError, OSError) as exc:
-        raise MotionFileError(f"{where} has an unreadable array ({exc})") from None
+    except (OSError, ValueError, TypeError, KeyError, OverflowError, UnicodeError, NotImplementedError,
+            RuntimeError, MemoryError) as exc:  # e.g. an unknown compression method, an encrypted member
+        raise MotionFileError(f"{where} cannot be read ({type(exc).__name__}: {exc})") from None
 
     try:
         motion = Motion(
@@ -196,6 +198,81 @@ def load_motion(path) -> Motion:
     except MotionFileError as exc:
         raise MotionFileError(f"{where}: {exc}") from None
     return motion
+
+
+def _read_npz(path: str, where: str) -> dict:
+    """The known arrays of an .npz, each header checked before its data is read."""
+    with open(path, "rb") as fh:
+        magic = fh.read(len(_NPY_MAGIC))
+    if magic == _NPY_MAGIC:
+        raise MotionFileError(f"{where} is a single .npy array, not an .npz archive")
+    if not magic.startswith(b"PK"):
+        raise MotionFileError(f"{where} is not an .npz archive")
+    with zipfile.ZipFile(path) as archive:
+        members = {name[: -len(".npy")]: name for name in archive.namelist() if name.endswith(".npy")}
+        missing = [k for k in REQUIRED_KEYS if k not in members]
+        if missing:
+            raise MotionFileError(f"{where} is missing keys: {', '.join(missing)}")
+        data = {"fps": _read_member(archive, members["fps"], "fps", where, _check_small)}
+        try:
+            fps = _scalar(data["fps"], "fps", float)
+            _check_fps(fps)
+        except MotionFileError as exc:
+            raise MotionFileError(f"{where}: {exc}") from None
+        max_frames = int(MAX_SECONDS * fps) + 1
+        for key in ARRAY_KEYS:
+            width = MAX_EXPRESSION if key == "expression" else POSE_WIDTHS[key]
+            check = functools.partial(_check_array, max_frames=max_frames, max_width=width, fps=fps)
+            data[key] = _read_member(archive, members[key], key, where, check)
+        for key in ("instruction", "seed", "source"):
+            if key in members:
+                data[key] = _read_member(archive, members[key], key, where, _check_small)
+    return data
+
+
+def _read_member(archive: zipfile.ZipFile, name: str, key: str, where: str, check) -> np.ndarray:
+    """One .npy member: header, ``check(key, dtype, shape)``, then exactly the bytes it declares."""
+    with archive.open(name) as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+        else:
+            raise MotionFileError(f"{where}: '{key}' has an unsupported .npy version {version}")
+        if dtype.hasobject:
+            raise MotionFileError(f"{where} has an unreadable array '{key}' (it holds Python objects, never loaded)")
+        n_bytes = math.prod(shape) * dtype.itemsize
+        try:
+            if any(n < 0 for n in shape):
+                raise MotionFileError(f"'{key}' declares a negative shape {shape}")
+            check(key, dtype, shape)
+            if n_bytes > MAX_ARRAY_MB << 20:
+                raise MotionFileError(f"'{key}' declares {n_bytes >> 20} MB of data; "
+                                      f"at most {MAX_ARRAY_MB} MB are accepted")
+        except MotionFileError as exc:
+            raise MotionFileError(f"{where}: {exc}") from None
+        raw = fh.read(n_bytes)
+        if len(raw) != n_bytes:
+            raise MotionFileError(f"{where} is truncated or a corrupt zip archive ('{key}' ends early)")
+        fh.read(1)  # reaching the end checks the member's CRC
+    return np.frombuffer(bytearray(raw), dtype=dtype).reshape(shape, order="F" if fortran else "C")
+
+
+def _check_small(key: str, dtype: np.dtype, shape: tuple) -> None:
+    if math.prod(shape) > 16 or dtype.itemsize > 4 * MAX_TEXT:
+        raise MotionFileError(f"'{key}' declares shape {shape} of {dtype}; it must be one short value")
+
+
+def _check_array(key: str, dtype: np.dtype, shape: tuple, *, max_frames: int, max_width: int, fps: float) -> None:
+    if dtype.kind not in "fiub":
+        raise MotionFileError(f"'{key}' must hold real numbers, got dtype {dtype}")
+    if shape and shape[0] > max_frames:
+        raise MotionFileError(f"'{key}' declares {shape[0]} frames; at most {max_frames} are accepted "
+                              f"({MAX_SECONDS / 60:g} minutes at {fps:g} fps)")
+    if math.prod(shape[1:]) > max_width:
+        raise MotionFileError(f"'{key}' declares {math.prod(shape[1:])} values per frame; "
+                              f"at most {max_width} are accepted")
 
 
 def _numeric(arr: np.ndarray, key: str) -> np.ndarray:

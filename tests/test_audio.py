@@ -147,3 +147,68 @@ def test_windows_reject_bad_options():
         windows(100, window_s=10, overlap_s=10)
     with pytest.raises(ValueError):
         windows(0)
+
+
+# ---------------------------------------------------------------------------
+# Limits from the header, checked before decoding
+
+
+def _wav_declaring_rate(path, rate, seconds=1.0):
+    """A 16-bit mono WAV whose header is rewritten to declare ``rate`` (byte rate to match)."""
+    import struct
+
+    sf.write(path, sine(8000, seconds), 8000, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<II", data, 24, rate, 2 * rate)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_absurd_sample_rates_are_refused(tmp_path):
+    # 7 KB of samples at 1 Hz would be an hour of audio (hundreds of MB at 16 kHz)
+    with pytest.raises(AudioError, match="sample rate 1 Hz is outside the accepted 8000 to 384000 Hz"):
+        load_audio(_wav_declaring_rate(tmp_path / "slow.wav", 1, seconds=0.45))
+    with pytest.raises(AudioError, match="sample rate 1000000 Hz"):
+        load_audio(_wav_declaring_rate(tmp_path / "fast.wav", 1_000_000, seconds=2.0))
+    with pytest.raises(AudioError, match="sample rate 4000 Hz"):
+        load_audio((sine(4000, 1.0), 4000))
+    assert load_audio(_wav_declaring_rate(tmp_path / "ok.wav", 8000)).duration == pytest.approx(1.0)
+
+
+def test_duration_limit_from_the_header(tmp_path, monkeypatch):
+    import backend.audio as audio_mod
+
+    path = tmp_path / "long.wav"
+    sf.write(path, sine(8000, 3.0), 8000)
+    monkeypatch.setattr(audio_mod, "MAX_SECONDS", 2.0)
+    read = []
+    monkeypatch.setattr(audio_mod.sf, "read", lambda *a, **k: read.append(a) or pytest.fail("decoded"))
+    with pytest.raises(AudioError, match=r"declares 0.1 minutes of audio; at most 0.0333333 minutes"):
+        load_audio(path)
+    assert read == []
+
+
+def test_duration_limit_on_arrays_and_cut_files(tmp_path, monkeypatch):
+    import backend.audio as audio_mod
+
+    monkeypatch.setattr(audio_mod, "MAX_SECONDS", 2.0)
+    with pytest.raises(AudioError, match="at most 0.0333333 minutes"):
+        load_audio((sine(16000, 3.0), 16000))
+    path = tmp_path / "long.wav"
+    sf.write(path, sine(8000, 3.0), 8000)
+    audio = load_audio(path, max_seconds=1.0)  # only the kept part is decoded
+    assert audio.duration == 1.0 and any("cut" in w for w in audio.warnings)
+
+
+def test_half_an_hour_of_dialogue_passes_the_header_check(tmp_path):
+    from types import SimpleNamespace
+
+    from backend.audio import _check_header
+
+    minutes = lambda m: SimpleNamespace(samplerate=48000, channels=2, frames=int(m * 60 * 48000))  # noqa: E731
+    _check_header(tmp_path / "talk.wav", minutes(30), minutes(30).frames)
+    with pytest.raises(AudioError, match="declares 61.0 minutes of audio; at most 60 minutes"):
+        _check_header(tmp_path / "talk.wav", minutes(61), minutes(61).frames)
+    many = SimpleNamespace(samplerate=48000, channels=16, frames=30 * 60 * 48000)
+    with pytest.raises(AudioError, match="of 16 channels; at most 345600000 samples"):
+        _check_header(tmp_path / "talk.wav", many, many.frames)

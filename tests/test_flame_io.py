@@ -253,10 +253,14 @@ def test_shape_split_takes_fewer_when_the_file_has_fewer(tmp_path):
 
 class Evil:
     def __init__(self, func, *args):
-        self.func, self.args = func, args
+        self.func, self.args, self.state = func, args, None
+
+    def with_state(self, state):
+        self.state = state
+        return self
 
     def __reduce__(self):
-        return self.func, self.args
+        return (self.func, self.args) if self.state is None else (self.func, self.args, self.state)
 
 
 @pytest.mark.parametrize("func, args, refused", [
@@ -382,3 +386,84 @@ def test_save_flame_refuses_a_broken_dict_and_writes_nothing(tmp_path):
 def test_bad_n_shape():
     with pytest.raises(ValueError, match="n_shape"):
         model_from_raw(RAW, n_shape=-1)
+
+
+# ---------------------------------------------------------------------------
+# Sizes and nesting: refused before numpy allocates, never a RecursionError
+
+
+def _reconstruct():
+    from backend.flame.pickle_io import _numpy_internals
+
+    return _numpy_internals()[0]
+
+
+class Declared:
+    """Pickles as numpy's ``_reconstruct(ndarray, shape, dtype)`` with no data after it."""
+
+    def __init__(self, *shape):
+        self.shape = shape
+
+    def __reduce__(self):
+        return _reconstruct(), (np.ndarray, self.shape, b"d")
+
+
+def test_a_tiny_pickle_declaring_a_huge_head_is_refused(tmp_path):
+    n = 300_000
+    with fake_modules(scipy__sparse__csc={"csc_matrix": CscMatrix}):
+        empty = CscMatrix(np.zeros((5, 1)))
+        empty._shape, empty.indptr = (5, n), np.zeros(n + 1, np.int32)
+        raw = dict(RAW, v_template=Declared(n, 3), shapedirs=Declared(n, 3, 10), posedirs=Declared(n, 3, 36),
+                   weights=Declared(n, 5))
+        payload = pickle.dumps(dict(raw, J_regressor=Declared(5, n)), protocol=2)
+    assert len(payload) < 2000
+    with pytest.raises(FlameFileError, match=r"refused an array declaring 7200000 bytes, more than the file's \d+"):
+        load_flame(write(tmp_path, payload))
+
+
+def test_direct_ndarray_calls_and_object_arrays_are_refused(tmp_path):
+    payload = pickle.dumps(dict(RAW, v_template=Evil(np.ndarray, (10**6, 3))), protocol=2)
+    with pytest.raises(FlameFileError, match="refused a direct numpy.ndarray call"):
+        load_flame(write(tmp_path, payload))
+    # numpy trusts an object array's pickled state: a short list for a big shape would crash the process
+    state = (1, (10**6, 3), np.dtype("O"), False, [0.0])
+    payload = pickle.dumps(dict(RAW, v_template=Evil(_reconstruct(), np.ndarray, (0,), b"b").with_state(state)),
+                           protocol=2)
+    with pytest.raises(FlameFileError, match="refused array dtype dtype\\('O'\\)"):
+        load_flame(write(tmp_path, payload))
+
+
+def test_vertex_limit_is_checked_first():
+    with pytest.raises(FlameFileError, match="'v_template' has 200001 vertices; at most 200000 are accepted"):
+        model_from_raw(dict(RAW, v_template=np.zeros((200_001, 3))))
+
+
+def test_sparse_matrices_densify_within_the_vertex_limit(tmp_path):
+    with fake_modules(scipy__sparse__csc={"csc_matrix": CscMatrix}):
+        big = CscMatrix(np.zeros((5, 1)))
+        big._shape, big.indptr = (5, 10**7), np.zeros(10**7 + 1, np.int32)
+        payload = pickle.dumps(dict(RAW, J_regressor=big), protocol=2)
+    with pytest.raises(FlameFileError, match=r"implausible shape \(5, 10000000\)"):
+        load_flame(write(tmp_path, payload))
+
+
+def test_cycles_and_deep_nesting_are_flame_file_errors(tmp_path):
+    with fake_modules(chumpy__ch={"Ch": Ch}):
+        ch = Ch(RAW["v_template"])
+        ch.x = ch
+        payload = pickle.dumps(dict(RAW, v_template=ch), protocol=2)
+    with pytest.raises(FlameFileError, match="nested more than 32 levels deep"):
+        load_flame(write(tmp_path, payload))
+
+    loop = []
+    loop.append(loop)
+    with pytest.raises(FlameFileError, match="nested more than 32 levels deep"):
+        load_flame(write(tmp_path, pickle.dumps(dict(RAW, avitalk_loop=loop), protocol=2)))
+
+    n = 100_000  # a list nested 100,000 deep, written opcode by opcode (pickle.dumps would recurse)
+    payload = pickle.dumps(dict(RAW, v_template="PLACEHOLDER"), protocol=2)
+    placeholder = b"X" + len("PLACEHOLDER").to_bytes(4, "little") + b"PLACEHOLDER"
+    assert placeholder in payload
+    payload = payload.replace(placeholder, b"]" * n + b"a" * (n - 1))
+    with pytest.raises(FlameFileError, match="v_template"):
+        load_flame(write(tmp_path, payload))

@@ -1,5 +1,7 @@
 """The default head: a valid FLAME file whose components do what their names say."""
 
+import hashlib
+
 import numpy as np
 import pytest
 
@@ -56,6 +58,62 @@ def test_cache_reuses_the_file(tmp_path):
     first = default_head_path(tmp_path)
     stamp = first.stat().st_mtime_ns
     assert default_head_path(tmp_path) == first and first.stat().st_mtime_ns == stamp
+
+
+@pytest.fixture
+def tiny_build(monkeypatch):
+    """build_head replaced by a tiny model, counting the builds."""
+    import backend.head.build
+    from backend.flame.synthetic import make_tiny_model
+
+    builds = []
+    build = lambda: builds.append(1) or make_tiny_model(n_verts=12, seed=0)  # noqa: E731
+    monkeypatch.setattr(backend.head.build, "build_head", build)
+    return builds
+
+
+def test_a_file_planted_in_the_temp_folder_is_never_used(tmp_path, monkeypatch, tiny_build):
+    import tempfile
+
+    shared = tmp_path / "tmp"
+    monkeypatch.setattr(tempfile, "tempdir", str(shared))
+    name = default_head_path(tmp_path / "probe").name
+    (shared / "avitalk").mkdir(parents=True)
+    (shared / "avitalk" / name).write_bytes(b"planted")
+    path = default_head_path(tmp_path / "cache")
+    assert path.parent == tmp_path / "cache" and load_flame(path).n_verts == 12
+
+
+def test_the_cache_is_verified_and_rebuilt_on_mismatch(tmp_path, tiny_build):
+    path = default_head_path(tmp_path)
+    good = path.read_bytes()
+    assert path.with_name(path.name + ".sha256").read_text().strip() == hashlib.sha256(good).hexdigest()
+    assert len(tiny_build) == 1
+
+    path.write_bytes(good[:100] + bytes([good[100] ^ 1]) + good[101:])  # tampered: rebuilt, never used
+    assert default_head_path(tmp_path) == path and path.read_bytes() == good and len(tiny_build) == 2
+    path.with_name(path.name + ".sha256").unlink()  # no checksum: rebuilt
+    assert default_head_path(tmp_path) == path and len(tiny_build) == 3
+    assert default_head_path(tmp_path) == path and len(tiny_build) == 3
+
+
+def test_cache_folder_is_the_users_own(tmp_path, monkeypatch):
+    from backend.head import cache_dir_default
+
+    monkeypatch.setenv("AVITALK_CACHE", str(tmp_path / "mine"))
+    assert cache_dir_default() == tmp_path / "mine"
+    monkeypatch.delenv("AVITALK_CACHE")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_dir_default() == tmp_path / "home" / ".cache" / "avitalk"
+
+
+def test_an_unwritable_cache_folder_is_a_clear_error(tmp_path, tiny_build):
+    from backend.errors import AviTalkError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(AviTalkError, match="cannot write the default head to .*AVITALK_CACHE"):
+        default_head_path(blocker / "cache")
 
 
 def test_build_is_deterministic(raw):

@@ -180,6 +180,88 @@ def test_malformed_contents(tmp_path, change, message):
         load_motion(path)
 
 
+def npz_with_headers(path, declared: dict, compress=False, **arrays):
+    """An .npz of ``arrays`` plus members whose .npy header declares a shape ``declared[key]`` (float32).
+
+    A declared member's data is zeros streamed into the zip up to 20M values, else only a few bytes:
+    the header alone must get it refused.
+    """
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with zipfile.ZipFile(path, "w", method) as zf:
+        for key, value in arrays.items():
+            with zf.open(f"{key}.npy", "w") as fh:
+                np.lib.format.write_array(fh, np.asanyarray(value))
+        for key, shape in declared.items():
+            with zf.open(f"{key}.npy", "w", force_zip64=True) as fh:
+                np.lib.format.write_array_header_1_0(fh, {"descr": "<f4", "fortran_order": False, "shape": shape})
+                n_values = int(np.prod(shape, dtype=np.float64))
+                n_bytes = 4 * n_values if n_values <= 20_000_000 else 64
+                chunk = bytes(1 << 20)
+                while n_bytes > 0:
+                    fh.write(chunk[: min(n_bytes, len(chunk))])
+                    n_bytes -= len(chunk)
+    return path
+
+
+@pytest.mark.parametrize("frames", [10**12, 2_500_000])
+def test_declared_frame_counts_over_an_hour_are_refused(tmp_path, frames):
+    arrays = good_arrays()
+    del arrays["expression"]
+    path = npz_with_headers(tmp_path / "big.npz", {"expression": (frames, 7)}, compress=True, **arrays)
+    assert path.stat().st_size < 2_000_000  # 2.5M frames of zeros compress to about 1 MB
+    with pytest.raises(MotionFileError, match=rf"'expression' declares {frames} frames; at most 90001 are accepted "
+                                              r"\(60 minutes at 25 fps\)"):
+        load_motion(path)
+
+
+def test_declared_widths_and_sizes_are_refused(tmp_path):
+    arrays = good_arrays()
+    del arrays["expression"], arrays["jaw_pose"]
+    path = npz_with_headers(tmp_path / "wide.npz", {"expression": (5, 10**9), "jaw_pose": (5, 3)}, **arrays)
+    with pytest.raises(MotionFileError, match="'expression' declares 1000000000 values per frame; at most 400"):
+        load_motion(path)
+    arrays = good_arrays()
+    del arrays["jaw_pose"]
+    path = npz_with_headers(tmp_path / "jaw.npz", {"jaw_pose": (5, 3, 10**6)}, **arrays)
+    with pytest.raises(MotionFileError, match="'jaw_pose' declares 3000000 values per frame; at most 3"):
+        load_motion(path)
+    arrays = good_arrays()
+    del arrays["fps"]
+    path = npz_with_headers(tmp_path / "fps.npz", {"fps": (10**9,)}, **arrays)
+    with pytest.raises(MotionFileError, match=r"'fps' declares shape \(1000000000,\).*one short value"):
+        load_motion(path)
+
+
+def test_limits_follow_the_files_fps(tmp_path):
+    arrays = good_arrays()
+    arrays["fps"] = np.float64(1.0)
+    del arrays["expression"]
+    path = npz_with_headers(tmp_path / "slow.npz", {"expression": (3602, 7)}, **arrays)
+    with pytest.raises(MotionFileError, match="declares 3602 frames; at most 3601 are accepted"):
+        load_motion(path)
+
+
+def test_unreadable_zip_members_are_motion_file_errors(tmp_path):
+    path = write_npz(tmp_path / "m.npz", **good_arrays())
+    data = bytearray(path.read_bytes())
+    for sig in (b"PK\x03\x04", b"PK\x01\x02"):  # the compression method of every member: 99
+        start = 0
+        while (start := data.find(sig, start)) >= 0:
+            offset = 8 if sig == b"PK\x03\x04" else 10
+            data[start + offset: start + offset + 2] = (99).to_bytes(2, "little")
+            start += 4
+    path.write_bytes(bytes(data))
+    with pytest.raises(MotionFileError, match="cannot be read"):
+        load_motion(path)
+
+
+def test_fortran_order_and_big_endian_arrays_load(tmp_path):
+    arrays = good_arrays()
+    arrays["expression"] = np.asfortranarray(arrays["expression"].astype(">f8"))
+    path = write_npz(tmp_path / "f.npz", **arrays)
+    np.testing.assert_allclose(load_motion(path).expression, arrays["expression"], rtol=1e-6)
+
+
 # ---------------------------------------------------------------------------
 # Resampling
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..phones import Segment
-from ..motion import Motion, load_motion, resample
+from ..motion import Motion, MotionFileError, load_motion, resample
 from . import emotion
 from .follow import follow_set, unseen
 from .geometry import HeadGeometry, default_geometry
@@ -49,10 +49,24 @@ def align_audio(path: str, transcript: str, language: str = "en"):
     return audio, align_full(audio.samples, transcript, language).phones
 
 
+MAX_LENGTH_DIFF_FRAMES = 2  # a motion made for the audio has round(seconds * fps) frames
+
+
+def check_length(motion: Motion, seconds: float, motion_path: str) -> None:
+    """Refuse a motion whose length is not its audio's: its scores would compare the wrong frames."""
+    expected = round(seconds * motion.fps)
+    if abs(motion.n_frames - expected) > MAX_LENGTH_DIFF_FRAMES:
+        raise MotionFileError(f"motion file {str(motion_path)!r} has {motion.n_frames} frames "
+                              f"({motion.n_frames / motion.fps:.2f} s at {motion.fps:g} fps), the audio lasts "
+                              f"{seconds:.2f} s ({expected} frames); more than {MAX_LENGTH_DIFF_FRAMES} frames apart, "
+                              f"so it is not the motion of this audio")
+
+
 def score_motion(motion_path: str, audio_path: str, transcript: str, language: str = "en") -> dict:
     """Lip-closure F1 and vowel opening of an existing motion against its audio's forced alignment."""
-    _, phones = align_audio(audio_path, transcript, language)
+    audio, phones = align_audio(audio_path, transcript, language)
     motion = load_motion(motion_path)
+    check_length(motion, audio.duration, motion_path)
     geometry = default_geometry()
     return {"motion": str(motion_path), **lip_scores(geometry, motion, phones).as_dict(),
             "emotion": emotion.classify(motion.expression), "closed_gap_mm": geometry.closed_gap_mm}

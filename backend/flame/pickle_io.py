@@ -6,10 +6,16 @@ needs: numpy's array and scalar reconstruction, and stand-ins for chumpy
 arrays and scipy sparse matrices (real FLAME 2020 files hold chumpy ``Ch``
 objects and a ``scipy.sparse`` CSC ``J_regressor``). chumpy and scipy are never
 imported. Every other global is refused with a ``FlameFileError``.
+
+Sizes are checked before numpy allocates: no array may be declared larger
+than the file that holds it, object arrays are refused, a head may have at
+most ``MAX_VERTICES`` vertices, and nesting deeper than ``MAX_DEPTH`` (or a
+cycle) is refused. Every failure inside the loader is a ``FlameFileError``.
 """
 
 import _compat_pickle
 import io
+import math
 import os
 import pickle
 import tempfile
@@ -24,8 +30,14 @@ N_POSE_FEATURES = 36  # 4 non-root joints x 9 entries of (R - I)
 FLAME_PARENTS = (-1, 0, 1, 1, 1)  # root, neck<-root, jaw<-neck, eyes<-neck
 REQUIRED_KEYS = ("v_template", "f", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table")
 EXTRA_PREFIX = "avitalk_"
-# A dense J_regressor bigger than this is not a FLAME regressor (5 x 5023 in FLAME).
-_MAX_SPARSE_CELLS = 1 << 26
+# FLAME has 5,023 vertices, ICT-FaceKit about 27,000; 200,000 leaves room for any real head.
+MAX_VERTICES = 200_000
+MAX_DEPTH = 32  # nesting of chumpy objects and of containers in the extras
+# A sparse matrix densifies to at most this many cells: the (5, V) J_regressor of the largest head.
+_MAX_SPARSE_CELLS = N_JOINTS * MAX_VERTICES
+# What numpy and pickle raise on malformed data; inside the loader each becomes a FlameFileError.
+_DATA_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, UnicodeError,
+                MemoryError, RecursionError)
 
 
 class FlameFileError(AviTalkError):
@@ -106,33 +118,34 @@ class _StandIn:
 class _ChumpyStandIn(_StandIn):
     """A chumpy object: ``Ch`` yields its ``x``; a few reorderings are evaluated."""
 
-    def to_array(self) -> np.ndarray:
+    def to_array(self, depth: int = 0) -> np.ndarray:
         name = self.kind.rsplit(".", 1)[-1]
         if isinstance(self.state, dict) and "x" in self.state:
-            return _to_array(self.state["x"])
+            return _to_array(self.state["x"], depth + 1)
         if name == "Select":
-            a = _to_array(self._entry("a"))
+            a = _to_array(self._entry("a"), depth + 1)
             idxs = np.asarray(self._entry("idxs"), dtype=np.int64)
             return a.ravel()[idxs].reshape(self._entry("preferred_shape"))
         if name == "transpose":
             axes = self.state.get("axes") if isinstance(self.state, dict) else None
-            return np.transpose(_to_array(self._entry("a")), axes)
+            return np.transpose(_to_array(self._entry("a"), depth + 1), axes)
         if name == "reshape":
-            return _to_array(self._entry("a")).reshape(self._entry("newshape"))
+            return _to_array(self._entry("a"), depth + 1).reshape(self._entry("newshape"))
         raise FlameFileError(f"cannot evaluate the chumpy object {self.kind} (only Ch and simple reorderings)")
 
 
 class _SparseStandIn(_StandIn):
     """A scipy sparse matrix (CSC, CSR or COO), densified with numpy."""
 
-    def to_array(self) -> np.ndarray:
+    def to_array(self, depth: int = 0) -> np.ndarray:
         state = self.state if isinstance(self.state, dict) else {}
         shape = state.get("_shape", state.get("shape"))
         if shape is None or len(shape) != 2:
             raise FlameFileError(f"{self.kind} has no valid shape")
         n_rows, n_cols = int(shape[0]), int(shape[1])
         if n_rows < 0 or n_cols < 0 or n_rows * n_cols > _MAX_SPARSE_CELLS:
-            raise FlameFileError(f"{self.kind} has an implausible shape {tuple(shape)}")
+            raise FlameFileError(f"{self.kind} has an implausible shape {tuple(shape)}: at most {_MAX_SPARSE_CELLS} "
+                                 f"cells ({N_JOINTS} joints x {MAX_VERTICES} vertices) are accepted")
         data = np.asarray(self._entry("data"), dtype=np.float64).ravel()
         fmt = self.kind.rsplit(".", 1)[-1][:3]
         if fmt == "coo":
@@ -159,22 +172,31 @@ class _SparseStandIn(_StandIn):
 _SPARSE_NAMES = {"csc_matrix", "csr_matrix", "coo_matrix", "csc_array", "csr_array", "coo_array"}
 
 
-def _to_array(value) -> np.ndarray:
+def _check_depth(depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise FlameFileError(f"objects nested more than {MAX_DEPTH} levels deep (or referring to themselves)")
+
+
+def _to_array(value, depth: int = 0) -> np.ndarray:
+    _check_depth(depth)
     if isinstance(value, (_ChumpyStandIn, _SparseStandIn)):
-        return value.to_array()
+        return value.to_array(depth)
     if hasattr(value, "toarray") and not isinstance(value, np.ndarray):  # a real scipy matrix handed to save_flame
         return np.asarray(value.toarray())
     return np.asarray(value)
 
 
-def _plain(value):
+def _plain(value, depth: int = 0):
     """Replace stand-ins inside plain containers by arrays (for the extras)."""
+    _check_depth(depth)
     if isinstance(value, _StandIn):
-        return value.to_array()
+        return value.to_array(depth)
+    if isinstance(value, np.ndarray):
+        return np.asarray(value)  # a plain ndarray, not the loader's checked subclass
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: _plain(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(_plain(v) for v in value)
+        return type(value)(_plain(v, depth + 1) for v in value)
     return value
 
 
@@ -188,6 +210,40 @@ def _numpy_internals():
     else:
         from numpy.core import multiarray, numeric
     return multiarray._reconstruct, multiarray.scalar, numeric._frombuffer
+
+
+def _dtype(*args):
+    """numpy.dtype, refusing object dtypes (numpy trusts an object array's pickled state blindly)."""
+    return _no_objects(np.dtype(*args))
+
+
+def _no_objects(dtype):
+    if not isinstance(dtype, np.dtype) or dtype.hasobject:
+        raise FlameFileError(f"refused array dtype {dtype!r}: FLAME files hold numbers, not Python objects")
+    return dtype
+
+
+def _n_bytes(shape, dtype) -> int:
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    if not all(isinstance(n, int) and n >= 0 for n in shape):
+        raise FlameFileError(f"refused array shape {shape!r}")
+    return math.prod(shape) * _no_objects(np.dtype(dtype)).itemsize
+
+
+class _CheckedArray(np.ndarray):
+    """What the unpickler builds arrays as: their pickled state is checked before numpy takes it."""
+
+    def __new__(cls, *args, **kwargs):  # numpy.ndarray(shape) would allocate any size from a few bytes
+        raise FlameFileError("refused a direct numpy.ndarray call")
+
+    def __setstate__(self, state):
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise FlameFileError("refused a malformed array state")
+        shape, dtype, _, data = state[-4:]
+        _n_bytes(shape, dtype)
+        if not isinstance(data, (bytes, bytearray, str)):  # str: Python 2 bytes read as latin-1
+            raise FlameFileError("refused an array state without raw bytes")
+        super().__setstate__(state)
 
 
 def _latin1_encode(text, encoding="utf-8"):
@@ -222,11 +278,20 @@ def _newobj(cls, *args):
     return cls.__new__(cls, *args)
 
 
+def _scalar(dtype, *args):
+    _no_objects(dtype)
+    return _numpy_internals()[1](dtype, *args)
+
+
+def _frombuffer(buf, dtype, shape, order):
+    _no_objects(dtype)
+    return _numpy_internals()[2](buf, dtype, shape, order)
+
+
 def _allowed_globals() -> dict:
-    reconstruct, scalar, frombuffer = _numpy_internals()
     allowed = {
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
+        ("numpy", "ndarray"): _CheckedArray,
+        ("numpy", "dtype"): _dtype,
         ("_codecs", "encode"): _latin1_encode,
         ("builtins", "bytes"): _bytes,
         ("builtins", "set"): set,
@@ -237,9 +302,8 @@ def _allowed_globals() -> dict:
         ("copyreg", "__newobj__"): _newobj,
     }
     for core in ("numpy.core", "numpy._core"):
-        allowed[(f"{core}.multiarray", "_reconstruct")] = reconstruct
-        allowed[(f"{core}.multiarray", "scalar")] = scalar
-        allowed[(f"{core}.numeric", "_frombuffer")] = frombuffer
+        allowed[(f"{core}.multiarray", "scalar")] = _scalar
+        allowed[(f"{core}.numeric", "_frombuffer")] = _frombuffer
     return allowed
 
 
@@ -255,14 +319,26 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     _allowed = None
 
-    def __init__(self, file):
+    def __init__(self, file, max_bytes: int):
         super().__init__(file, encoding="latin1")
         if RestrictedUnpickler._allowed is None:
             RestrictedUnpickler._allowed = _allowed_globals()
         self._stand_ins = {}
+        self._max_bytes = max_bytes
+
+    def _reconstruct(self, subtype, shape, dtype):
+        """numpy's array reconstruction, at most as many bytes as the file holds (its data follows in the file)."""
+        if subtype is not _CheckedArray:
+            raise FlameFileError(f"refused array reconstruction of {subtype!r}")
+        n_bytes = _n_bytes(shape, dtype)
+        if n_bytes > self._max_bytes:
+            raise FlameFileError(f"refused an array declaring {n_bytes} bytes, more than the file's {self._max_bytes}")
+        return _numpy_internals()[0](_CheckedArray, shape, dtype)
 
     def find_class(self, module, name):
         module, name = _python3_name(module, name)
+        if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name == "_reconstruct":
+            return self._reconstruct
         if module == "chumpy" or module.startswith("chumpy."):
             return self._stand_in(_ChumpyStandIn, module, name)
         if (module == "scipy.sparse" or module.startswith("scipy.sparse.")) and name in _SPARSE_NAMES:
@@ -279,9 +355,9 @@ class RestrictedUnpickler(pickle.Unpickler):
         return self._stand_ins[kind]
 
 
-def restricted_load(file):
-    """Unpickle from a binary file object with ``RestrictedUnpickler``."""
-    return RestrictedUnpickler(file).load()
+def restricted_load(data: bytes):
+    """Unpickle ``data`` with ``RestrictedUnpickler``."""
+    return RestrictedUnpickler(io.BytesIO(data), max_bytes=len(data)).load()
 
 
 # ---------------------------------------------------------------------------
@@ -293,6 +369,8 @@ def _array(raw: dict, key: str) -> np.ndarray:
         arr = _to_array(raw[key])
     except FlameFileError as exc:
         raise FlameFileError(f"'{key}': {exc}") from None
+    except _DATA_ERRORS as exc:
+        raise FlameFileError(f"'{key}' is not a valid array ({type(exc).__name__}: {exc})") from None
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise FlameFileError(f"'{key}' is not a numeric array (dtype {arr.dtype})")
     if np.issubdtype(arr.dtype, np.complexfloating):
@@ -310,10 +388,14 @@ def _expect_shape(key: str, arr: np.ndarray, expected: tuple) -> None:
         raise FlameFileError(f"'{key}' has shape {arr.shape}, expected {want}")
 
 
-def model_from_raw(raw, n_shape: int = 300) -> FlameModel:
-    """Validate a FLAME-format dict and build a ``FlameModel`` from it."""
+def _check_n_shape(n_shape) -> None:
     if isinstance(n_shape, bool) or not isinstance(n_shape, (int, np.integer)) or n_shape < 0:
         raise ValueError(f"n_shape must be a non-negative int, got {n_shape!r}")
+
+
+def model_from_raw(raw, n_shape: int = 300) -> FlameModel:
+    """Validate a FLAME-format dict and build a ``FlameModel`` from it."""
+    _check_n_shape(n_shape)
     if not isinstance(raw, dict):
         raise FlameFileError(f"a FLAME file holds a dict, this one holds a {type(raw).__name__}")
     missing = [k for k in REQUIRED_KEYS if k not in raw]
@@ -325,6 +407,9 @@ def model_from_raw(raw, n_shape: int = 300) -> FlameModel:
     n_verts = v_template.shape[0]
     if n_verts == 0:
         raise FlameFileError("'v_template' has no vertices")
+    if n_verts > MAX_VERTICES:
+        raise FlameFileError(f"'v_template' has {n_verts} vertices; at most {MAX_VERTICES} are accepted "
+                             f"(FLAME has 5,023, ICT-FaceKit about 27,000)")
 
     faces = _array(raw, "f")
     _expect_shape("f", faces, (None, 3))
@@ -376,7 +461,7 @@ def _read_raw(data: bytes, where: str):
     if not data:
         raise FlameFileError(f"{where} is empty")
     try:
-        return restricted_load(io.BytesIO(data))
+        return restricted_load(data)
     except FlameFileError as exc:
         raise FlameFileError(f"{where}: {exc}") from None
     except EOFError:
@@ -385,8 +470,7 @@ def _read_raw(data: bytes, where: str):
         if "truncated" in str(exc):
             raise FlameFileError(f"{where} is truncated (the pickle ends early)") from None
         raise FlameFileError(f"{where} is not a FLAME pickle ({exc})") from None
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
-            UnicodeError, MemoryError, RecursionError) as exc:
+    except _DATA_ERRORS as exc:
         raise FlameFileError(f"{where} is not a valid FLAME pickle ({type(exc).__name__}: {exc})") from None
 
 
@@ -396,6 +480,7 @@ def load_flame(path, n_shape: int = 300) -> FlameModel:
     ``shapedirs`` is split into the first ``n_shape`` shape components (fewer if
     the file has fewer) and the expression components after them.
     """
+    _check_n_shape(n_shape)
     path = os.fspath(path)
     where = f"FLAME model file {path!r}"
     try:
@@ -412,6 +497,8 @@ def load_flame(path, n_shape: int = 300) -> FlameModel:
         return model_from_raw(raw, n_shape=n_shape)
     except FlameFileError as exc:
         raise FlameFileError(f"{where}: {exc}") from None
+    except _DATA_ERRORS as exc:
+        raise FlameFileError(f"{where} holds invalid FLAME data ({type(exc).__name__}: {exc})") from None
 
 
 def save_flame(path, raw_dict: dict) -> None:
