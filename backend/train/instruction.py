@@ -97,7 +97,7 @@ def validate(ctx: Context, model: Stage2, train_styles: torch.Tensor) -> dict:
         return {}
     model.eval()
     styles = clip_styles(model, val, 1, 99, ctx.device)[:, 0]                            # (N, D)
-    text = torch.stack([text_input(c, 0, model.config.lm_text_dim > 0) for c in val.clips])  # (N, 384 [+ 576])
+    text = torch.stack([text_input(c, 0, model.config.instruction.lm_dim > 0) for c in val.clips])  # (N, 384 [+ 576])
     group = torch.tensor([c.group for c in val.clips])
     batch = {"text_emb": text.to(ctx.device), "style": styles.to(ctx.device), "group": group.to(ctx.device)}
     gen = torch.Generator().manual_seed(7)
