@@ -23,10 +23,11 @@ def tiny_checkpoints(folder, trained: bool = True, lm_text_dim: int = 576, words
         instructor=InstructorConfig(hidden=32, llm_dim=576, max_new_tokens=8),
     ))
     torch.manual_seed(0)  # stage 2's weights do not depend on stage 1's size
-    stage2 = Stage2(Stage2Config(speech_dim=384, hidden=32, gen_layers=1, gen_heads=2, style_dim=16, style_hidden=32,
-                                 style_layers=1, style_heads=2, instr_hidden=32, cond_dim=16, proj_dim=16,
-                                 prior_hidden=32, prior_layers=1, prior_heads=2, sample_steps=4,
-                                 lm_text_dim=lm_text_dim))
+    stage2 = Stage2(Stage2Config(
+        style_dim=16, cond_dim=16, content={"hidden": 32}, generator={"hidden": 32, "layers": 1, "heads": 2},
+        style_encoder={"hidden": 32, "layers": 1, "heads": 2}, prior={"hidden": 32, "layers": 1, "heads": 2, "sample_steps": 4},
+        instruction={"hidden": 32, "proj_dim": 16, "bank_size": 0, "lm_dim": lm_text_dim, "part_drop": 0.0},
+    ))
     extra = {"trained": trained, "speech_encoder": "whisper-tiny.en"}
     save_stage1(folder / "stage1.safetensors", stage1, extra)
     save_stage2(folder / "stage2.safetensors", stage2, extra)

@@ -11,5 +11,5 @@ def test_paper_scale_builds_on_meta():
     assert 9.0e7 < counts["wav2vec2"] < 1.0e8       # wav2vec 2.0 base
     assert parts.stage1.config.qformer.audio_dim == parts.hubert.config.hidden_size
     assert parts.stage1.config.instructor.llm_dim == parts.llm.get_input_embeddings().embedding_dim
-    assert parts.stage2.config.speech_dim == parts.wav2vec2.config.hidden_size
+    assert parts.stage2.config.content.speech_dim == parts.wav2vec2.config.hidden_size
     assert next(parts.llm.parameters()).device.type == "meta"

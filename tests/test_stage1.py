@@ -30,7 +30,7 @@ def tiny_qformer_config(**kw):
 
 def tiny_stage1():
     torch.manual_seed(0)
-    return Stage1(Stage1Config(qformer=tiny_qformer_config(), instructor=InstructorConfig(hidden=16, llm_dim=16, max_new_tokens=6)))
+    return Stage1(Stage1Config(qformer=tiny_qformer_config(), instructor=InstructorConfig(hidden=16, llm_dim=16, max_new_tokens=6, n_prefix=0)))
 
 
 def tiny_llm(chat_template=None):
@@ -212,11 +212,11 @@ def test_emphasis_weighs_the_tokens_of_its_spans_in_the_loss():
 def test_chat_template_puts_the_soft_prompt_in_the_user_turn():
     template = "{% for m in messages %}<s> {{ m['role'] }} : {{ m['content'] }} </s> {% endfor %}{% if add_generation_prompt %}<s> assistant : {% endif %}"
     llm, tokenizer = tiny_llm(chat_template=template)
-    instructor = Instructor(InstructorConfig(hidden=16, llm_dim=16))
+    instructor = Instructor(InstructorConfig(hidden=16, llm_dim=16, use_chat_template=True))
     before, after = instructor.prompt_ids(tokenizer, TEMPLATES[0])
     assert tokenizer.decode(before) == "<s> user :"
     assert tokenizer.decode(after).startswith("Analyze") and tokenizer.decode(after).endswith("<s> assistant :")
-    plain = Instructor(InstructorConfig(hidden=16, llm_dim=16, use_chat_template=False))
+    plain = Instructor(InstructorConfig(hidden=16, llm_dim=16))  # the shipped layout: no chat template
     assert plain.prompt_ids(tokenizer, TEMPLATES[0])[0] == [tokenizer.bos_token_id]
 
 

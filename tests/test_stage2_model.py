@@ -17,15 +17,18 @@ from backend.stage2.model import (
 E = 10  # tiny expression space; C = 25
 
 
-def tiny_config(**kw):
-    base = dict(
-        n_expression=E, speech_dim=12, text_dim=16, n_ref_frames=6, content_layers=1, content_kernel=3,
-        hidden=32, gen_layers=2, gen_heads=2, gen_radius=4, style_dim=8, style_hidden=16, style_layers=1,
-        style_heads=2, instr_hidden=16, cond_dim=8, proj_dim=8, prior_hidden=32, prior_layers=2, prior_heads=2,
-        timesteps=50, sample_steps=5, dropout=0.0,
+def tiny_config(instruction=None, losses=None):
+    """A tiny Stage2Config; ``instruction`` and ``losses`` update those sub-configs."""
+    return Stage2Config(
+        n_expression=E, style_dim=8, cond_dim=8, n_ref_frames=6,
+        content={"speech_dim": 12, "hidden": 32, "layers": 1, "kernel": 3, "dropout": 0.0},
+        generator={"hidden": 32, "layers": 2, "heads": 2, "radius": 4, "dropout": 0.0},
+        style_encoder={"hidden": 16, "layers": 1, "heads": 2, "dropout": 0.0},
+        instruction={"text_dim": 16, "hidden": 16, "proj_dim": 8, "dropout": 0.0, "bank_size": 0, "lm_dim": 0, "part_drop": 0.0,
+                     **(instruction or {})},
+        prior={"hidden": 32, "layers": 2, "heads": 2, "timesteps": 50, "sample_steps": 5},
+        losses=losses or {},
     )
-    base.update(kw)
-    return Stage2Config(**base)
 
 
 def toy_batch(B=4, T=24, seed=0):
@@ -170,9 +173,9 @@ def test_untrained_checkpoint_is_marked_and_refused(tmp_path):
 
 def test_closure_weight_raises_the_cost_of_mouth_errors_on_bilabial_frames():
     torch.manual_seed(0)
-    model = Stage2(tiny_config(closure_weight=3.0)).eval()
+    model = Stage2(tiny_config(losses={"closure_weight": 3.0})).eval()
     C = model.config.motion_dim
-    batch = {"speech": torch.randn(2, 20, model.config.speech_dim), "motion": torch.randn(2, 20, C)}
+    batch = {"speech": torch.randn(2, 20, model.config.content.speech_dim), "motion": torch.randn(2, 20, C)}
     plain = model.losses(batch, phase="talking", generator=torch.Generator().manual_seed(0))
     flagged = {**batch, "bilabial": torch.zeros(2, 20, dtype=torch.bool)}
     same = model.losses(flagged, phase="talking", generator=torch.Generator().manual_seed(0))
@@ -180,7 +183,7 @@ def test_closure_weight_raises_the_cost_of_mouth_errors_on_bilabial_frames():
     flagged["bilabial"][:, 5:10] = True
     heavier = model.losses(flagged, phase="talking", generator=torch.Generator().manual_seed(0))
     assert heavier["recon"] > plain["recon"]
-    off = Stage2(tiny_config(closure_weight=0.0)).eval()
+    off = Stage2(tiny_config(losses={"closure_weight": 0.0})).eval()
     off.load_state_dict(model.state_dict())
     assert torch.allclose(off.losses(flagged, phase="talking", generator=torch.Generator().manual_seed(0))["total"], plain["total"])
 
@@ -188,10 +191,10 @@ def test_closure_weight_raises_the_cost_of_mouth_errors_on_bilabial_frames():
 
 def test_instruction_bank_reads_new_wording_as_a_mix_of_training_sentences():
     torch.manual_seed(0)
-    model = Stage2(tiny_config(bank_size=6, bank_k=2, bank_temperature=0.01)).eval()
+    model = Stage2(tiny_config(instruction={"bank_size": 6, "bank_k": 2, "bank_temperature": 0.01})).eval()
     with pytest.raises(ValueError, match="never filled"):
-        model.instruction(torch.randn(1, model.config.text_dim))
-    bank = torch.nn.functional.normalize(torch.randn(6, model.config.text_dim), dim=-1)
+        model.instruction(torch.randn(1, model.config.instruction.text_dim))
+    bank = torch.nn.functional.normalize(torch.randn(6, model.config.instruction.text_dim), dim=-1)
     model.instruction.set_bank(bank * 3.0)  # stored unit length
     assert torch.allclose(model.instruction.bank, bank)
     # a bank sentence reads as itself; a new one as a mix of its two nearest
@@ -202,13 +205,13 @@ def test_instruction_bank_reads_new_wording_as_a_mix_of_training_sentences():
     assert torch.allclose(weights.sum(), torch.tensor(1.0), atol=1e-4) and (weights > 0).all()
     assert torch.allclose(bank[[2, 4]].T @ weights, mix, atol=1e-4)
     with pytest.raises(ValueError, match="bank"):
-        model.instruction.set_bank(torch.randn(5, model.config.text_dim))
+        model.instruction.set_bank(torch.randn(5, model.config.instruction.text_dim))
 
 
 def test_lm_reading_goes_beside_the_bank_and_is_dropped_only_in_training():
     torch.manual_seed(0)
-    model = Stage2(tiny_config(bank_size=4, bank_k=2, lm_text_dim=5, text_part_drop=0.3))
-    D = model.config.text_dim
+    model = Stage2(tiny_config(instruction={"bank_size": 4, "bank_k": 2, "lm_dim": 5, "part_drop": 0.3}))
+    D = model.config.instruction.text_dim
     model.instruction.set_bank(torch.nn.functional.normalize(torch.randn(4, D), dim=-1))
     with pytest.raises(ValueError, match=rf"{D} \(MiniLM\) \+ 5 \(LM\)"):
         model.instruction(torch.randn(1, D))
@@ -222,4 +225,4 @@ def test_lm_reading_goes_beside_the_bank_and_is_dropped_only_in_training():
     outs = model.instruction(text.expand(64, -1))  # dropout is 0: rows differ only where a part was dropped
     assert len({tuple(o.round(decimals=5).tolist()) for o in outs}) == 3
     with pytest.raises(ValueError, match="part_drop"):
-        Stage2(tiny_config(lm_text_dim=5, text_part_drop=0.5))
+        Stage2(tiny_config(instruction={"lm_dim": 5, "part_drop": 0.5}))

@@ -40,7 +40,7 @@ def test_content_rejects_wrong_width_and_even_kernel():
 
 def test_style_encoder_ignores_masked_reference_frames():
     torch.manual_seed(0)
-    enc = StyleEncoder(StyleEncoderConfig(motion_dim=10, hidden=16, layers=2, heads=2, style_dim=8)).eval()
+    enc = StyleEncoder(StyleEncoderConfig(hidden=16, layers=2, heads=2), motion_dim=10, style_dim=8).eval()
     frames = torch.randn(2, 6, 10)
     mask = padded_mask([6, 4], 6)
     style = enc(frames, mask)
@@ -103,8 +103,8 @@ def test_blockwise_local_attention_equals_dense_band_attention(T, radius):
 
 def test_generator_shapes_padding_and_locality():
     torch.manual_seed(0)
-    config = GeneratorConfig(content_dim=16, style_dim=8, motion_dim=20, hidden=32, layers=2, heads=4, radius=3)
-    gen = TalkingGenerator(config).eval()
+    config = GeneratorConfig(hidden=32, layers=2, heads=4, radius=3)
+    gen = TalkingGenerator(config, content_dim=16, style_dim=8, motion_dim=20).eval()
     for p in gen.parameters():  # leave the zero-init style modulation: make style matter
         p.data.add_(0.05 * torch.randn_like(p))
     content, style = torch.randn(2, 40, 16), torch.randn(2, 8)

@@ -8,11 +8,11 @@ from backend.stage2.prior import DiffusionPrior, PriorConfig, cosine_alphas_cump
 
 
 def tiny_instruction():
-    return InstructionEncoder(InstructionConfig(text_dim=12, hidden=16, cond_dim=8, style_dim=6, proj_dim=8, dropout=0.0))
+    return InstructionEncoder(InstructionConfig(text_dim=12, hidden=16, proj_dim=8, dropout=0.0, bank_size=0, lm_dim=0, part_drop=0.0), style_dim=6, cond_dim=8)
 
 
 def tiny_prior(**kw):
-    return DiffusionPrior(PriorConfig(style_dim=6, cond_dim=8, hidden=32, layers=2, heads=2, timesteps=100, **kw))
+    return DiffusionPrior(PriorConfig(hidden=32, layers=2, heads=2, timesteps=100, **kw), style_dim=6, cond_dim=8)
 
 
 def test_contrastive_loss_prefers_matched_pairs():

@@ -5,6 +5,7 @@ word-level tokenizer, and small frozen stand-in encoders keep it to seconds."""
 import json
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,9 +30,9 @@ EMOTIONS = ("happy", "sad", "angry", "neutral")
 KIND = "tiny-test"  # speech encoder kind of the prebuilt cache: the real encoder never loads
 STAGE1 = {"qformer": {"hidden": 16, "n_queries": 2, "n_layers": 1, "n_heads": 2, "embed_dim": 16, "words_dim": 384}}
 STAGE2 = {
-    "hidden": 16, "gen_layers": 1, "gen_heads": 2, "gen_radius": 4, "style_dim": 8, "style_hidden": 16, "style_layers": 1,
-    "style_heads": 2, "instr_hidden": 16, "cond_dim": 8, "proj_dim": 8, "prior_hidden": 16, "prior_layers": 1, "prior_heads": 2,
-    "timesteps": 20, "sample_steps": 2, "n_ref_frames": 8,
+    "style_dim": 8, "cond_dim": 8, "n_ref_frames": 8, "content": {"hidden": 16}, "generator": {"hidden": 16, "layers": 1, "heads": 2, "radius": 4},
+    "style_encoder": {"hidden": 16, "layers": 1, "heads": 2}, "instruction": {"hidden": 16, "proj_dim": 8},
+    "prior": {"hidden": 16, "layers": 1, "heads": 2, "timesteps": 20, "sample_steps": 2},
 }
 
 
@@ -140,7 +141,7 @@ def test_all_trains_every_phase_and_writes_trained_checkpoints(setup):
     assert stage1.config.qformer.words_dim == 384  # asked for: the clips' transcripts are read beside the speech
     stage2, extra2 = load_stage2(weights / "stage2.safetensors", require_trained=True)
     assert extra2["speech_encoder"] == KIND and extra2["steps"]["stage2-talking"] == 3
-    assert stage2.config.speech_dim == TinySpeech.dim
+    assert stage2.config.content.speech_dim == TinySpeech.dim
     assert float(stage2.motion_std.min()) > 0 and not torch.allclose(stage2.motion_std, torch.ones_like(stage2.motion_std))
     # clips of one emotion share phrasings: each distinct sentence takes one bank row
     distinct = {t for r in load_corpus(corpus, split="train") for t in phrasings(r, 1, TrainOptions(corpus).n_paraphrase)}
@@ -154,10 +155,11 @@ def test_instruction_phase_can_read_minilm_alone(setup):
     root, corpus = setup
     assert main(args(root, corpus, "stage2-talking", "run_minilm", "--steps", "1")) == 0
     assert main([*args(root, corpus, "stage2-instruction", "run_minilm", "--steps", "2"),
-                 "--stage2-config", json.dumps({**STAGE2, "lm_text_dim": 0})]) == 0
+                 "--stage2-config", json.dumps({**STAGE2, "instruction": {**STAGE2["instruction"], "lm_dim": 0}})]) == 0
     stage2, extra = load_stage2(root / "run_minilm" / "stage2-instruction" / "model.safetensors")
     assert stage2.config.lm_text_dim == 0 and "llm" not in extra
-    assert stage2.sample_style(torch.randn(1, stage2.config.text_dim)).shape == (1, stage2.config.style_dim)
+    assert stage2.config.instruction.part_drop == 0.0  # nothing to drop with one text part
+    assert stage2.sample_style(torch.randn(1, stage2.config.instruction.text_dim)).shape == (1, stage2.config.style_dim)
 
 
 def test_phase_resumes_from_its_saved_step(setup, capsys):
@@ -169,6 +171,26 @@ def test_phase_resumes_from_its_saved_step(setup, capsys):
     steps = [r["step"] for r in log_rows(root / "run_resume") if r["phase"] == "stage2-talking" and "total" in r]
     assert steps == [2, 4]  # the second run logged only its own two steps
     assert '"resumed_from": 2' in capsys.readouterr().out
+
+
+def test_stage2_prior_is_an_alias_of_stage2_talking(setup):
+    root, corpus = setup
+    assert main(args(root, corpus, "stage2-prior", "run_alias", "--steps", "1")) == 0
+    stage2, extra = load_stage2(root / "run_alias" / "stage2-talking" / "model.safetensors")
+    assert extra["phase"] == "stage2-talking" and extra["steps"] == 1
+    assert stage2.config.generator.layers == 1  # the nested --stage2-config reached the model
+
+
+def test_steps_are_fixed_unless_a_budget_is_asked_for():
+    from backend.train.context import DEFAULTS, TrainOptions
+
+    plain = TrainOptions(corpus=Path("."))
+    assert plain.budget_minutes is None
+    steps, batch, lr, limit = plain.phase("stage2-talking")
+    assert (steps, batch, lr, limit) == (DEFAULTS["stage2-talking"].steps, DEFAULTS["stage2-talking"].batch_size, DEFAULTS["stage2-talking"].lr, None)
+    assert TrainOptions(corpus=Path("."), steps=7).phase("stage1-qformer")[0] == 7
+    steps, _, _, limit = TrainOptions(corpus=Path("."), budget_minutes=5.5).phase("stage2-talking")
+    assert steps < DEFAULTS["stage2-talking"].steps and limit is not None
 
 
 def test_later_phase_needs_its_dependency(setup):
@@ -183,6 +205,10 @@ def test_bad_options_are_rejected(setup):
         main(args(root, corpus, "stage2-talking", "run_bad", "--steps", "0"))
     with pytest.raises(ValueError, match="JSON"):
         main([*args(root, corpus, "stage2-talking", "run_bad"), "--stage2-config", "{nope"])
+    with pytest.raises(ValueError, match="unknown config field 'generator.layer'"):  # typos are not dropped silently
+        main([*args(root, corpus, "stage2-talking", "run_bad"), "--stage2-config", json.dumps({"generator": {"layer": 2}})])
+    with pytest.raises(ValueError, match="unknown config field 'hidden'"):  # format 1's flat names are gone
+        main([*args(root, corpus, "stage2-talking", "run_bad"), "--stage2-config", json.dumps({"hidden": 16})])
     wide = json.dumps({"qformer": {**STAGE1["qformer"], "words_dim": 100}})
     with pytest.raises(ValueError, match="words_dim 100 needs English transcripts"):
         main([*args(root, corpus, "stage1-qformer", "run_bad", "--steps", "1"), "--stage1-config", wide])

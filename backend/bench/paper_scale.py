@@ -43,15 +43,26 @@ def hf_configs():
 def model_configs():
     from ..stage1.instructor import InstructorConfig, Stage1Config
     from ..stage1.qformer import QFormerConfig
+    from ..stage2.content import ContentConfig
+    from ..stage2.generator import GeneratorConfig
+    from ..stage2.instruction import InstructionConfig
     from ..stage2.model import Stage2Config
+    from ..stage2.prior import PriorConfig
+    from ..stage2.style_encoder import StyleEncoderConfig
 
     stage1 = Stage1Config(
         qformer=QFormerConfig(audio_dim=1024, hidden=768, n_queries=32, n_layers=12, n_heads=12),
-        instructor=InstructorConfig(hidden=768, llm_dim=4096),
+        instructor=InstructorConfig(hidden=768, llm_dim=4096, use_chat_template=True, n_prefix=0),
         speech_encoder="hubert", llm="llama-7b",
     )
-    stage2 = Stage2Config(speech_dim=768, hidden=512, gen_layers=8, gen_heads=8, style_dim=256, style_hidden=256,
-                          style_layers=4, cond_dim=512, proj_dim=256, prior_hidden=768, prior_layers=8, prior_heads=12)
+    stage2 = Stage2Config(
+        style_dim=256, cond_dim=512,
+        content=ContentConfig(speech_dim=768, hidden=512),
+        style_encoder=StyleEncoderConfig(hidden=256, layers=4),
+        generator=GeneratorConfig(hidden=512, layers=8, heads=8),
+        instruction=InstructionConfig(proj_dim=256, bank_size=0, lm_dim=0, part_drop=0.0),  # the paper reads MiniLM alone
+        prior=PriorConfig(hidden=768, layers=8, heads=12),
+    )
     return stage1, stage2
 
 

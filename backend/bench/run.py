@@ -98,7 +98,8 @@ def untrained_checkpoints(folder: Path) -> Path:
 
     torch.manual_seed(0)
     save_stage1(folder / "stage1.safetensors", Stage1(Stage1Config()), {"trained": False})
-    save_stage2(folder / "stage2.safetensors", Stage2(Stage2Config(speech_dim=384)), {"trained": False})
+    no_bank = {"bank_size": 0, "lm_dim": 0, "part_drop": 0.0}  # an untrained bank would have nothing to read
+    save_stage2(folder / "stage2.safetensors", Stage2(Stage2Config(instruction=no_bank)), {"trained": False})
     return folder
 
 

@@ -39,9 +39,9 @@ SAMPLE_TOP_P = 0.9  # nucleus sampling for the extra sentences of ``generate(sam
 class InstructorConfig:
     hidden: int = 256  # Q-Former hidden size
     llm_dim: int = 576  # llm.get_input_embeddings().embedding_dim (SmolLM2-135M: 576)
-    use_chat_template: bool = True
+    use_chat_template: bool = False  # BOS + soft prompt + template + answer: ~45 tokens instead of ~70
     max_new_tokens: int = 48
-    n_prefix: int = 0  # learned prompt vectors before the audio soft prompt (trained with the projection)
+    n_prefix: int = 4  # learned prompt vectors before the audio soft prompt (trained with the projection)
 
 
 def first_sentence(text: str) -> str:

@@ -30,8 +30,8 @@ from torch import nn
 class QFormerConfig:
     audio_dim: int = 384  # speech feature size (Whisper tiny 384, HuBERT base 768)
     hidden: int = 256
-    n_queries: int = 32
-    n_layers: int = 4
+    n_queries: int = 8  # an 8-token soft prompt keeps the LLM phase cheap on a CPU
+    n_layers: int = 2
     n_heads: int = 4
     mlp_ratio: int = 4
     dropout: float = 0.1

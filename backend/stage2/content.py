@@ -15,7 +15,7 @@ from torch.nn import functional as F
 
 @dataclass
 class ContentConfig:
-    speech_dim: int = 768
+    speech_dim: int = 384  # speech feature size (Whisper tiny.en)
     hidden: int = 192
     layers: int = 2
     kernel: int = 5

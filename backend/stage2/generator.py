@@ -19,9 +19,6 @@ from torch.nn import functional as F
 
 @dataclass
 class GeneratorConfig:
-    content_dim: int = 192
-    style_dim: int = 128
-    motion_dim: int = 115
     hidden: int = 192
     layers: int = 4
     heads: int = 4
@@ -98,11 +95,11 @@ class SelfAttention(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, config: GeneratorConfig):
+    def __init__(self, config: GeneratorConfig, style_dim: int):
         super().__init__()
-        self.norm1 = AdaLayerNorm(config.hidden, config.style_dim)
+        self.norm1 = AdaLayerNorm(config.hidden, style_dim)
         self.attn = SelfAttention(config.hidden, config.heads, config.dropout)
-        self.norm2 = AdaLayerNorm(config.hidden, config.style_dim)
+        self.norm2 = AdaLayerNorm(config.hidden, style_dim)
         self.mlp = nn.Sequential(nn.Linear(config.hidden, 4 * config.hidden), nn.GELU(), nn.Linear(4 * config.hidden, config.hidden))
         self.dropout = nn.Dropout(config.dropout)
 
@@ -112,15 +109,15 @@ class Block(nn.Module):
 
 
 class TalkingGenerator(nn.Module):
-    def __init__(self, config: GeneratorConfig):
+    def __init__(self, config: GeneratorConfig, *, content_dim: int, style_dim: int, motion_dim: int):
         super().__init__()
         if config.radius < 1:
             raise ValueError(f"radius must be at least 1 frame, got {config.radius}")
         self.config = config
-        self.proj = nn.Linear(config.content_dim, config.hidden)
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.layers))
-        self.norm = AdaLayerNorm(config.hidden, config.style_dim)
-        self.out = nn.Linear(config.hidden, config.motion_dim)
+        self.proj = nn.Linear(content_dim, config.hidden)
+        self.blocks = nn.ModuleList(Block(config, style_dim) for _ in range(config.layers))
+        self.norm = AdaLayerNorm(config.hidden, style_dim)
+        self.out = nn.Linear(config.hidden, motion_dim)
         self.register_buffer("slopes", alibi_slopes(config.heads), persistent=False)
 
     def forward(self, content: torch.Tensor, style: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

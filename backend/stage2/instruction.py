@@ -32,17 +32,15 @@ from torch.nn import functional as F
 class InstructionConfig:
     text_dim: int = 384
     hidden: int = 256
-    cond_dim: int = 128
-    style_dim: int = 128
     proj_dim: int = 128
     temperature: float = 0.07
     learn_temperature: bool = True
     dropout: float = 0.1
-    bank_size: int = 0
+    bank_size: int = 8192          # training sentences kept to read instructions by (0: none)
     bank_k: int = 16
     bank_temperature: float = 0.03
-    lm_dim: int = 0
-    part_drop: float = 0.0
+    lm_dim: int = 576              # LM reading of the instruction beside MiniLM (0: MiniLM only; SmolLM2-135M: 576)
+    part_drop: float = 0.35        # training: chance of dropping each text part (LM reading only)
 
     @property
     def input_dim(self) -> int:
@@ -50,7 +48,7 @@ class InstructionConfig:
 
 
 class InstructionEncoder(nn.Module):
-    def __init__(self, config: InstructionConfig):
+    def __init__(self, config: InstructionConfig, *, style_dim: int, cond_dim: int):
         super().__init__()
         if config.temperature <= 0 or config.bank_temperature <= 0:
             raise ValueError(f"temperatures must be positive, got {config.temperature} and {config.bank_temperature}")
@@ -62,10 +60,10 @@ class InstructionEncoder(nn.Module):
             nn.Linear(config.input_dim, config.hidden),
             nn.GELU(),
             nn.Dropout(config.dropout),
-            nn.Linear(config.hidden, config.cond_dim),
+            nn.Linear(config.hidden, cond_dim),
         )
-        self.text_proj = nn.Linear(config.cond_dim, config.proj_dim)
-        self.style_proj = nn.Linear(config.style_dim, config.proj_dim)
+        self.text_proj = nn.Linear(cond_dim, config.proj_dim)
+        self.style_proj = nn.Linear(style_dim, config.proj_dim)
         log_scale = torch.tensor(math.log(1.0 / config.temperature))
         if config.learn_temperature:
             self.log_scale = nn.Parameter(log_scale)

@@ -11,9 +11,8 @@ Training runs in two phases (``Stage2.set_phase``):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -31,79 +30,49 @@ PHASES = ("talking", "instruction")
 
 
 @dataclass
-class Stage2Config:
-    # data
-    n_expression: int = 100
-    speech_dim: int = 768
-    text_dim: int = 384
-    n_ref_frames: int = 32          # S, reference frames for the style encoder
-    # speech content path
-    content_layers: int = 2
-    content_kernel: int = 5
-    # talking generator (its hidden size is also the content feature size)
-    hidden: int = 192
-    gen_layers: int = 4
-    gen_heads: int = 4
-    gen_radius: int = 32
-    # style encoder
-    style_dim: int = 128
-    style_hidden: int = 128
-    style_layers: int = 2
-    style_heads: int = 4
-    # instruction path
-    instr_hidden: int = 256
-    bank_size: int = 0              # training sentences kept to read instructions by (0: none)
-    bank_k: int = 16
-    bank_temperature: float = 0.03
-    lm_text_dim: int = 0            # LM reading of the instruction beside MiniLM (0: MiniLM only)
-    text_part_drop: float = 0.0     # training: chance of dropping each text part
-    cond_dim: int = 128
-    proj_dim: int = 128
-    temperature: float = 0.07
-    learn_temperature: bool = True
-    # diffusion prior
-    prior_hidden: int = 192
-    prior_layers: int = 3
-    prior_heads: int = 4
-    timesteps: int = 1000
-    cond_drop: float = 0.1
-    sample_steps: int = 16
-    guidance: float = 1.0
-    dropout: float = 0.1
-    # losses
+class LossConfig:
     velocity_weight: float = 1.0
     lip_weight: float = 2.0         # extra weight on lower-face expression channels and the jaw
-    closure_weight: float = 0.0     # lower-face and jaw weight is (1 + this) on bilabial frames
+    closure_weight: float = 3.0     # lower-face and jaw weight is (1 + this) on bilabial frames
     diffusion_weight: float = 30.0  # lambda^{i2s}, eq. 9
+
+
+@dataclass
+class Stage2Config:
+    """The shipped stage 2. Sizes that several parts share live here once; each part's own
+    sizes are in its sub-config (nested dicts in the checkpoint)."""
+    n_expression: int = 100        # FLAME expression coefficients; motion_dim adds the pose channels
+    style_dim: int = 128           # style embedding: style encoder -> generator, and the prior's sample
+    cond_dim: int = 128            # aligned instruction feature c: instruction path -> prior
+    n_ref_frames: int = 32         # S, reference frames for the style encoder
+    content: ContentConfig = field(default_factory=ContentConfig)
+    style_encoder: StyleEncoderConfig = field(default_factory=StyleEncoderConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    instruction: InstructionConfig = field(default_factory=InstructionConfig)
+    prior: PriorConfig = field(default_factory=PriorConfig)
+    losses: LossConfig = field(default_factory=LossConfig)
+
+    def __post_init__(self):
+        for name, cls in SUB_CONFIGS.items():
+            if isinstance(getattr(self, name), dict):
+                setattr(self, name, cls(**getattr(self, name)))
+        if min(self.n_expression, self.style_dim, self.cond_dim, self.n_ref_frames) <= 0:
+            raise ValueError("stage 2 sizes must be positive")
 
     @property
     def motion_dim(self) -> int:
         return self.n_expression + N_POSE_CHANNELS
 
-    def content(self) -> ContentConfig:
-        return ContentConfig(self.speech_dim, self.hidden, self.content_layers, self.content_kernel, self.dropout)
+    @property
+    def lm_text_dim(self) -> int:
+        """Width of the LM reading of an instruction (0: MiniLM alone)."""
+        return self.instruction.lm_dim
 
-    def style_encoder(self) -> StyleEncoderConfig:
-        return StyleEncoderConfig(self.motion_dim, self.style_hidden, self.style_layers, self.style_heads, self.style_dim, self.dropout)
 
-    def generator(self) -> GeneratorConfig:
-        return GeneratorConfig(
-            self.hidden, self.style_dim, self.motion_dim, self.hidden, self.gen_layers, self.gen_heads,
-            self.gen_radius, self.dropout,
-        )
-
-    def instruction(self) -> InstructionConfig:
-        return InstructionConfig(
-            self.text_dim, self.instr_hidden, self.cond_dim, self.style_dim, self.proj_dim,
-            self.temperature, self.learn_temperature, self.dropout, self.bank_size, self.bank_k, self.bank_temperature,
-            self.lm_text_dim, self.text_part_drop,
-        )
-
-    def prior(self) -> PriorConfig:
-        return PriorConfig(
-            self.style_dim, self.cond_dim, self.prior_hidden, self.prior_layers, self.prior_heads,
-            self.timesteps, self.cond_drop, self.sample_steps, self.guidance, 0.0,
-        )
+SUB_CONFIGS = {
+    "content": ContentConfig, "style_encoder": StyleEncoderConfig, "generator": GeneratorConfig,
+    "instruction": InstructionConfig, "prior": PriorConfig, "losses": LossConfig,
+}
 
 
 def compute_motion_stats(motion: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -123,17 +92,19 @@ class Stage2(nn.Module):
     def __init__(self, config: Stage2Config):
         super().__init__()
         self.config = config
-        self.content = ContentEncoder(config.content())
-        self.style_encoder = StyleEncoder(config.style_encoder())
-        self.generator = TalkingGenerator(config.generator())
-        self.instruction = InstructionEncoder(config.instruction())
-        self.prior = DiffusionPrior(config.prior())
+        self.content = ContentEncoder(config.content)
+        self.style_encoder = StyleEncoder(config.style_encoder, motion_dim=config.motion_dim, style_dim=config.style_dim)
+        self.generator = TalkingGenerator(
+            config.generator, content_dim=config.content.hidden, style_dim=config.style_dim, motion_dim=config.motion_dim
+        )
+        self.instruction = InstructionEncoder(config.instruction, style_dim=config.style_dim, cond_dim=config.cond_dim)
+        self.prior = DiffusionPrior(config.prior, style_dim=config.style_dim, cond_dim=config.cond_dim)
         C = config.motion_dim
         self.register_buffer("motion_mean", torch.zeros(C))
         self.register_buffer("motion_std", torch.ones(C))
         weight = torch.ones(C)
-        weight[lower_face_indices(config.n_expression)] = config.lip_weight
-        weight[motion_slices(config.n_expression)["jaw_pose"]] = config.lip_weight
+        weight[lower_face_indices(config.n_expression)] = config.losses.lip_weight
+        weight[motion_slices(config.n_expression)["jaw_pose"]] = config.losses.lip_weight
         self.register_buffer("channel_weight", weight / weight.mean(), persistent=False)
         mouth = torch.zeros(C)
         mouth[lower_face_indices(config.n_expression)] = 1.0
@@ -256,14 +227,14 @@ class Stage2(nn.Module):
         target = self.normalize(motion)                                       # (B, T, C)
         keep = torch.ones_like(target[..., :1]) if mask is None else (~mask).unsqueeze(-1).to(target.dtype)  # (B, T, 1)
         weight = self.channel_weight.expand_as(target)                        # (B, T, C)
-        if batch.get("bilabial") is not None and self.config.closure_weight > 0:
+        if batch.get("bilabial") is not None and self.config.losses.closure_weight > 0:
             # missing a closure costs more than closing a little early: recall of P/B/M
             closing = batch["bilabial"].unsqueeze(-1).to(target.dtype) * self.mouth_channels  # (B, T, C)
-            weight = weight * (1.0 + self.config.closure_weight * closing)
+            weight = weight * (1.0 + self.config.losses.closure_weight * closing)
         recon = masked_mean((pred - target).abs() * weight, keep)
         keep_vel = keep[:, 1:] * keep[:, :-1]                                 # (B, T-1, 1)
         velocity = masked_mean((pred.diff(dim=1) - target.diff(dim=1)).abs() * weight[:, 1:], keep_vel)
-        total = recon + self.config.velocity_weight * velocity
+        total = recon + self.config.losses.velocity_weight * velocity
         return {"recon": recon, "velocity": velocity, "total": total}
 
     def _instruction_losses(self, batch: dict, generator: torch.Generator | None) -> dict[str, torch.Tensor]:
@@ -274,7 +245,7 @@ class Stage2(nn.Module):
         c = self.instruction(batch["text_emb"])                                 # (B, D_c)
         contrastive = self.instruction.contrastive_loss(c, style, batch.get("group"))
         diffusion = self.prior.loss(style, c, generator=generator)
-        total = contrastive + self.config.diffusion_weight * diffusion
+        total = contrastive + self.config.losses.diffusion_weight * diffusion
         return {"contrastive": contrastive, "diffusion": diffusion, "total": total}
 
     def _check_motion(self, motion: torch.Tensor) -> None:

@@ -19,10 +19,8 @@ from torch.nn import functional as F
 
 @dataclass
 class PriorConfig:
-    style_dim: int = 128
-    cond_dim: int = 128
     hidden: int = 192
-    layers: int = 4
+    layers: int = 3
     heads: int = 4
     timesteps: int = 1000
     cond_drop: float = 0.1      # probability of training without c (for guidance)
@@ -52,22 +50,23 @@ def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
 class DiffusionPrior(nn.Module):
     N_TOKENS = 4  # c, timestep, z_t, query
 
-    def __init__(self, config: PriorConfig):
+    def __init__(self, config: PriorConfig, *, style_dim: int, cond_dim: int):
         super().__init__()
         if config.timesteps < 2:
             raise ValueError(f"timesteps must be at least 2, got {config.timesteps}")
         self.config = config
         H = config.hidden
-        self.cond_in = nn.Linear(config.cond_dim, H)
+        self.style_dim = style_dim
+        self.cond_in = nn.Linear(cond_dim, H)
         self.time_in = nn.Sequential(nn.Linear(H, H), nn.SiLU(), nn.Linear(H, H))
-        self.z_in = nn.Linear(config.style_dim, H)
-        self.null_cond = nn.Parameter(torch.zeros(config.cond_dim))
+        self.z_in = nn.Linear(style_dim, H)
+        self.null_cond = nn.Parameter(torch.zeros(cond_dim))
         self.query = nn.Parameter(torch.randn(H) * 0.02)
         self.pos = nn.Parameter(torch.randn(self.N_TOKENS, H) * 0.02)
         layer = nn.TransformerEncoderLayer(H, config.heads, 4 * H, config.dropout, activation="gelu", batch_first=True, norm_first=True)
         self.transformer = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(H)
-        self.out = nn.Linear(H, config.style_dim)
+        self.out = nn.Linear(H, style_dim)
         self.register_buffer("alphas_cumprod", cosine_alphas_cumprod(config.timesteps), persistent=False)
         causal = torch.triu(torch.ones(self.N_TOKENS, self.N_TOKENS, dtype=torch.bool), diagonal=1)
         self.register_buffer("causal_mask", causal, persistent=False)
@@ -123,7 +122,7 @@ class DiffusionPrior(nn.Module):
             raise ValueError(f"guidance must be >= 0, got {guidance}")
         B = c.shape[0]
         generator = torch.Generator().manual_seed(int(seed))
-        z = torch.randn(B, self.config.style_dim, generator=generator).to(c)  # (B, D_style)
+        z = torch.randn(B, self.style_dim, generator=generator).to(c)  # (B, D_style)
         times = torch.linspace(self.config.timesteps - 1, 0, steps).round().long().tolist()
         z0 = z
         for i, t in enumerate(times):

@@ -17,11 +17,9 @@ from torch import nn
 
 @dataclass
 class StyleEncoderConfig:
-    motion_dim: int = 115
     hidden: int = 128
     layers: int = 2
     heads: int = 4
-    style_dim: int = 128
     dropout: float = 0.1
 
 
@@ -39,22 +37,23 @@ class AttentionPool(nn.Module):
 
 
 class StyleEncoder(nn.Module):
-    def __init__(self, config: StyleEncoderConfig):
+    def __init__(self, config: StyleEncoderConfig, *, motion_dim: int, style_dim: int):
         super().__init__()
         self.config = config
-        self.proj = nn.Linear(config.motion_dim, config.hidden)
+        self.motion_dim, self.style_dim = motion_dim, style_dim
+        self.proj = nn.Linear(motion_dim, config.hidden)
         layer = nn.TransformerEncoderLayer(
             config.hidden, config.heads, 4 * config.hidden, config.dropout, activation="gelu", batch_first=True, norm_first=True
         )
         self.transformer = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
         self.pool = AttentionPool(config.hidden)
-        self.out = nn.Linear(config.hidden, config.style_dim)
-        self.out_norm = nn.LayerNorm(config.style_dim, elementwise_affine=False)
+        self.out = nn.Linear(config.hidden, style_dim)
+        self.out_norm = nn.LayerNorm(style_dim, elementwise_affine=False)
 
     def forward(self, frames: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """frames (B, S, C) normalised motion, mask (B, S) True = padded -> style (B, D_style)."""
-        if frames.shape[-1] != self.config.motion_dim:
-            raise ValueError(f"reference frames have {frames.shape[-1]} channels, the style encoder expects {self.config.motion_dim}")
+        if frames.shape[-1] != self.motion_dim:
+            raise ValueError(f"reference frames have {frames.shape[-1]} channels, the style encoder expects {self.motion_dim}")
         if mask is None:
             mask = torch.zeros(frames.shape[:2], dtype=torch.bool, device=frames.device)
         if bool(mask.all(dim=1).any()):

@@ -16,9 +16,13 @@ the LLM's reading of every phrasing. ``all`` runs the four phases and writes
 Time on the 2-core CPU, otherwise quiet: feature cache ~0.27 s per clip (Whisper
 tiny.en pads every clip to 30 s) + ~250 instruction phrasings/s (MiniLM) + ~28/s
 (SmolLM2, measured while nothing else ran); training
-~50 min for the default steps (see ``context.DEFAULTS``). ``--budget-minutes`` (default
-55) scales the steps, and each phase stops early at its share of the budget (x1.2) when
-the machine is busy, keeping its state so that running the command again continues it.
+~50 min for the default steps (see ``context.DEFAULTS``). Training runs those steps
+(or ``--steps``) whatever the machine's load. ``--budget-minutes`` is opt-in: it scales the
+steps, and each phase stops early at its share of the budget (x1.2) when the machine is
+busy, keeping its state so that running the command again continues it.
+
+The models' configs default to the shipped models; ``--stage1-config`` and
+``--stage2-config`` take nested JSON overrides of ``Stage1Config`` and ``Stage2Config``.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ ALIASES = {"stage2-prior": "stage2-talking"}  # the talking prior's phase, by it
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .context import DEFAULT_BUDGET_MINUTES, DEFAULTS, TrainOptions
+    from .context import DEFAULTS, TrainOptions
 
     defaults = TrainOptions(corpus=Path("."))
     phases = "; ".join(f"{k}: {d.steps} steps, batch {d.batch_size}, lr {d.lr}" for k, d in DEFAULTS.items())
@@ -48,14 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="steps of the phase (with `all`: of every phase); default per phase")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
-    p.add_argument("--budget-minutes", type=float, default=DEFAULT_BUDGET_MINUTES,
-                   help="training time to plan for (default %(default)s; feature cache not included): scales every phase's default steps, and a phase that runs past its share of it stops early, its state kept")
+    p.add_argument("--budget-minutes", type=float,
+                   help="opt-in training time to plan for (feature cache not included): scales every phase's default steps, and a phase that runs past its share of it stops early, its state kept")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--speech-encoder", default=defaults.speech_encoder, help="speech encoder kind (default %(default)s)")
     p.add_argument("--speech-path", help="local folder of the speech encoder when it is not the shipped one")
     p.add_argument("--llm", help="local causal LM folder or .gguf (default: the shipped SmolLM2-135M-Instruct)")
-    p.add_argument("--stage1-config", default="{}", help='JSON overrides, e.g. \'{"qformer": {"n_layers": 1}}\'')
-    p.add_argument("--stage2-config", default="{}", help='JSON overrides of Stage2Config, e.g. \'{"hidden": 128}\'')
+    p.add_argument("--stage1-config", default="{}", help='nested JSON overrides of Stage1Config, e.g. \'{"qformer": {"n_layers": 1}}\'')
+    p.add_argument("--stage2-config", default="{}", help='nested JSON overrides of Stage2Config, e.g. \'{"generator": {"layers": 2}}\'')
     p.add_argument("--n-augment", type=int, default=defaults.n_augment, help="augmented copies of each instruction phrasing")
     p.add_argument("--n-paraphrase", type=int, default=defaults.n_paraphrase,
                    help="free wordings of the emotion added per clip whose emotion is not slight (backend/corpus/paraphrases.py)")

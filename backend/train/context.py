@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,15 +31,15 @@ class PhaseDefaults:
 # Defaults for the shipped stack. Measured on the 2-core CPU with the machine otherwise
 # quiet (s/step): stage2-talking 0.23, stage2-instruction 0.04, stage1-qformer 0.11,
 # stage1-projection 1.15-1.4 (SmolLM2-135M forward + backward in bf16, ~50 tokens x 8).
-# Planned: 13.5 + 2 + 5.5 + 27-33 min, ~50-56 min with loading and validation; heavy load from
-# other work can make steps several times slower, so each phase also stops at its time share.
+# Planned: 13.5 + 2 + 5.5 + 27-33 min, ~50-56 min with loading and validation. With
+# --budget-minutes, the steps scale to the budget and each phase also stops at its time share.
 DEFAULTS = {
     "stage2-talking": PhaseDefaults(steps=3500, batch_size=16, lr=5e-4),
     "stage2-instruction": PhaseDefaults(steps=3000, batch_size=64, lr=5e-4),
     "stage1-qformer": PhaseDefaults(steps=3000, batch_size=32, lr=3e-4),
     "stage1-projection": PhaseDefaults(steps=1400, batch_size=8, lr=3e-3),
 }
-DEFAULT_BUDGET_MINUTES = 55.0  # training time planned for the default steps (feature cache not included)
+DEFAULT_BUDGET_MINUTES = 55.0  # training time the default steps take (feature cache not included)
 TIME_SLACK = 1.2  # a phase may run this much past its share before it stops (its state is kept)
 TIME_SHARE = {"stage2-talking": 0.3, "stage2-instruction": 0.06, "stage1-qformer": 0.14, "stage1-projection": 0.5}
 
@@ -50,16 +51,16 @@ class TrainOptions:
     out: Path = Path(__file__).resolve().parent.parent / "weights"
     cache_dir: Path | None = None             # default: <corpus>/cache
     device: str = "auto"
-    steps: int | None = None                   # None: the phase default scaled by the budget
+    steps: int | None = None                   # None: the phase default (scaled by the budget when one is set)
     batch_size: int | None = None
     lr: float | None = None
-    budget_minutes: float = DEFAULT_BUDGET_MINUTES  # scales the default steps; each phase stops at its share
+    budget_minutes: float | None = None        # opt-in: scales the default steps; each phase stops at its share
     seed: int = 0
     speech_encoder: str = "whisper-tiny.en"
     speech_path: Path | None = None
     llm: Path | None = None                    # None: the shipped SmolLM2 GGUF
     stage1_config: dict = field(default_factory=dict)  # overrides, e.g. {"qformer": {"n_layers": 1}}
-    stage2_config: dict = field(default_factory=dict)
+    stage2_config: dict = field(default_factory=dict)  # overrides, e.g. {"generator": {"layers": 2}}
     n_augment: int = 1                         # augmented copies of each phrasing (embedded in the cache)
     n_paraphrase: int = 6                      # free wordings of the emotion per clip (corpus.paraphrases)
     val_clips: int = 16
@@ -67,8 +68,30 @@ class TrainOptions:
     def phase(self, name: str) -> tuple[int, int, float, float | None]:
         """(steps, batch size, lr, time limit in seconds) for a phase."""
         d = DEFAULTS[name]
+        if self.budget_minutes is None:
+            return self.steps or d.steps, self.batch_size or d.batch_size, self.lr or d.lr, None
         steps = self.steps if self.steps is not None else max(1, round(d.steps * self.budget_minutes / DEFAULT_BUDGET_MINUTES))
         return steps, self.batch_size or d.batch_size, self.lr or d.lr, 60.0 * self.budget_minutes * TIME_SHARE[name] * TIME_SLACK
+
+
+def build_config(config_cls, *layers: dict):
+    """``config_cls`` from its defaults with each layer of (nested) overrides applied in turn;
+    a name the config does not have is an error (a typo in ``--stage2-config``)."""
+    return config_cls(**merged(dataclasses.asdict(config_cls()), *layers))
+
+
+def merged(base: dict, *layers: dict, where: str = "") -> dict:
+    out = dict(base)
+    for layer in layers:
+        for key, value in layer.items():
+            if key not in out:
+                raise ValueError(f"unknown config field '{where}{key}'; known: {sorted(out)}")
+            if isinstance(out[key], dict):
+                if not isinstance(value, dict):
+                    raise ValueError(f"config field '{where}{key}' takes a JSON object, got {value!r}")
+                value = merged(out[key], value, where=f"{where}{key}.")
+            out[key] = value
+    return out
 
 
 class Context:

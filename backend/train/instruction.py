@@ -4,28 +4,28 @@ The talking prior is frozen. Each clip's style embedding is computed once, from 
 independent draws of reference frames, so a step touches no motion at all. The
 instruction path gets a bank of training phrasings to read instructions by
 (``InstructionEncoder.read``), kept in the checkpoint, and reads each phrasing
-through SmolLM2 as well (``lm_text_dim``; ``--stage2-config '{"lm_text_dim": 0}'``
-trains on MiniLM alone).
+through the run's LLM as well (``instruction.lm_dim``; ``--stage2-config
+'{"instruction": {"lm_dim": 0}}'`` trains on MiniLM alone). The model is built with
+its final instruction config and takes the talking prior's weights.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 
 import numpy as np
 import torch
 
-from ..stage2.instruction import InstructionEncoder
-from ..stage2.model import Stage2, load_stage2, save_stage2
-from .context import Context
+from ..checkpoint import CheckpointError
+from ..stage2.model import Stage2, Stage2Config, load_stage2, save_stage2
+from .context import Context, build_config
 from .data import TrainData, reference_frames
 from .loop import LoopConfig, log_line, run_loop
 from .talking import NAME as PRIOR
 
 NAME = "stage2-instruction"
 STYLE_DRAWS = 4  # reference-frame draws per clip
-BANK_SIZE = 8192  # distinct training phrasings kept in the checkpoint to read instructions by (12.6 MB)
-PART_DROP = 0.35  # chance of training on the LM reading alone, and again on MiniLM's alone
 
 
 @torch.no_grad()
@@ -48,19 +48,38 @@ def load_prior(ctx: Context) -> Stage2:
     return model
 
 
-def fresh_instruction(model: Stage2, data: TrainData, bank_size: int, lm_dim: int, part_drop: float, seed: int) -> Stage2:
-    """A fresh, untrained instruction path reading MiniLM (and the LM when ``lm_dim``), with a bank of up to
-    ``bank_size`` distinct training phrasings; only the talking prior's weights are kept."""
+def bank_sentences(data: TrainData, bank_size: int, seed: int) -> torch.Tensor:
+    """(P, 384) up to ``bank_size`` distinct training phrasings, drawn at random, in corpus order."""
     unique: dict[str, torch.Tensor] = {}  # a phrasing many clips share takes one row
     for clip in data.clips:
         for text, emb in zip(clip.texts, clip.text_emb):
             unique.setdefault(text, emb)
     sentences = torch.stack(list(unique.values()))  # (P, 384)
     pick = np.random.default_rng(seed).choice(len(sentences), size=min(bank_size, len(sentences)), replace=False)
-    model.config = replace(model.config, bank_size=len(pick), lm_text_dim=lm_dim, text_part_drop=part_drop if lm_dim else 0.0)
-    model.instruction = InstructionEncoder(model.config.instruction()).to(model.motion_mean.device)
-    if len(pick):
-        model.instruction.set_bank(sentences[torch.from_numpy(np.sort(pick))])
+    return sentences[torch.from_numpy(np.sort(pick))]
+
+
+def instruction_config(ctx: Context, prior: Stage2) -> Stage2Config:
+    """The talking prior's config with the run's overrides (the instruction path, the diffusion
+    prior and their loss weights are this phase's to choose)."""
+    return build_config(Stage2Config, dataclasses.asdict(prior.config), ctx.options.stage2_config)
+
+
+def build_model(config: Stage2Config, prior: Stage2, bank: torch.Tensor, lm_dim: int) -> Stage2:
+    """A Stage2 of ``config`` whose instruction path reads MiniLM (and the LM when ``lm_dim``) with
+    ``bank``, fresh and untrained, holding the talking prior's trained weights and motion statistics."""
+    part_drop = config.instruction.part_drop if lm_dim else 0.0
+    instruction = replace(config.instruction, bank_size=len(bank), lm_dim=lm_dim, part_drop=part_drop)
+    model = Stage2(replace(config, instruction=instruction))
+    talking = {k: v for k, v in prior.state_dict().items() if not k.startswith(("instruction.", "prior."))}
+    try:
+        missing, unexpected = model.load_state_dict(talking, strict=False)
+    except RuntimeError as exc:  # a size override that touches the talking prior
+        raise CheckpointError(f"the talking prior's weights do not fit this stage 2 config: {exc}") from exc
+    if unexpected or any(not k.startswith(("instruction.", "prior.")) for k in missing):
+        raise CheckpointError(f"the talking prior's weights do not fit stage 2 (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    if len(bank):
+        model.instruction.set_bank(bank)
     return model
 
 
@@ -78,7 +97,7 @@ def validate(ctx: Context, model: Stage2, train_styles: torch.Tensor) -> dict:
         return {}
     model.eval()
     styles = clip_styles(model, val, 1, 99, ctx.device)[:, 0]                            # (N, D)
-    text = torch.stack([text_input(c, 0, model.config.lm_text_dim > 0) for c in val.clips])  # (N, 384 [+ 576])
+    text = torch.stack([text_input(c, 0, model.config.instruction.lm_dim > 0) for c in val.clips])  # (N, 384 [+ 576])
     group = torch.tensor([c.group for c in val.clips])
     batch = {"text_emb": text.to(ctx.device), "style": styles.to(ctx.device), "group": group.to(ctx.device)}
     gen = torch.Generator().manual_seed(7)
@@ -98,13 +117,12 @@ def validate(ctx: Context, model: Stage2, train_styles: torch.Tensor) -> dict:
 def train_instruction(ctx: Context) -> dict:
     steps, batch_size, lr, limit = ctx.options.phase(NAME)
     train, _ = ctx.data()
-    overrides = ctx.options.stage2_config
-    bank_size = int(overrides.get("bank_size", BANK_SIZE))
-    lm = bool(overrides.get("lm_text_dim", True))
-    model = load_prior(ctx)
+    prior = load_prior(ctx)
+    config = instruction_config(ctx, prior)
+    lm = config.instruction.lm_dim > 0  # the config asks for an LM reading; its width is the run's LLM's
     lm_dim = ctx.lm_text() if lm else 0
-    model = fresh_instruction(model, train, bank_size, lm_dim, float(overrides.get("text_part_drop", PART_DROP)), ctx.options.seed)
-    model = model.to(ctx.device)
+    bank = bank_sentences(train, config.instruction.bank_size, ctx.options.seed)
+    model = build_model(config, prior, bank, lm_dim).to(ctx.device)
     model.set_phase("instruction")
     model.train()
     styles = clip_styles(model, train, STYLE_DRAWS, ctx.options.seed, ctx.device)  # (N, K, D)

@@ -15,33 +15,32 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..stage1.instructor import InstructorConfig, Stage1, Stage1Config, save_stage1
-from ..stage1.qformer import QFormerConfig
-from .context import Context
+from ..stage1.instructor import Stage1, Stage1Config, save_stage1
+from .context import Context, build_config
 from .data import pad_speech, words_batch
 from .loop import LoopConfig, log_line, run_loop
 
 NAME = "stage1-qformer"
 MAX_FRAMES = 250  # 10 s of features per clip is plenty to hear the speaker's state
-# Small enough that the LLM phase stays cheap on a CPU: 8 queries make an 8-token soft prompt.
-QFORMER_DEFAULTS = {"hidden": 256, "n_queries": 8, "n_layers": 2, "n_heads": 4}
 WORDS_DROP = 0.25  # share of training items whose words are hidden
-# No chat template: BOS + soft prompt + template + answer is ~45 tokens instead of ~70. Four
-# learned prefix vectors tell the frozen LLM what kind of sentence to write.
-INSTRUCTOR_DEFAULTS = {"use_chat_template": False, "n_prefix": 4}
 
 
 def stage1_config(ctx: Context, llm_dim: int = 576) -> Stage1Config:
+    """The shipped config, sized to the corpus's speech features and the run's LLM, with the run's
+    overrides (the projection reads the Q-Former's hidden size unless told otherwise)."""
     train, _ = ctx.data()
     overrides = ctx.options.stage1_config
-    qformer = QFormerConfig(**{**QFORMER_DEFAULTS, "audio_dim": train.speech_dim, **overrides.get("qformer", {})})
+    hidden = overrides.get("qformer", {}).get("hidden", Stage1Config().qformer.hidden)
+    data = {"qformer": {"audio_dim": train.speech_dim}, "instructor": {"hidden": hidden, "llm_dim": llm_dim},
+            "speech_encoder": ctx.options.speech_encoder, "llm": ctx.llm_name}
+    config = build_config(Stage1Config, data, overrides)
+    qformer = config.qformer
     if qformer.words_dim:
         dims = {int(c.words_emb.shape[-1]) for c in train.clips if c.words_emb is not None}
         if dims != {qformer.words_dim}:
             raise ValueError(f"words_dim {qformer.words_dim} needs English transcripts embedded at that width in the corpus"
                              f" (found {sorted(dims) or 'none'})")
-    instructor = InstructorConfig(**{**INSTRUCTOR_DEFAULTS, "hidden": qformer.hidden, "llm_dim": llm_dim, **overrides.get("instructor", {})})
-    return Stage1Config(qformer=qformer, instructor=instructor, speech_encoder=ctx.options.speech_encoder, llm=ctx.llm_name)
+    return config
 
 
 def batch_features(clips, device, rng: np.random.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:

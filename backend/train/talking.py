@@ -12,23 +12,28 @@ import torch
 
 from ..motion import N_POSE_CHANNELS
 from ..stage2.model import Stage2, Stage2Config, save_stage2
-from .context import Context
+from .context import Context, build_config
 from .data import source_of, window_batch
 from .loop import LoopConfig, log_line, run_loop
 
 NAME = "stage2-talking"
 MIN_FRAMES, MAX_FRAMES = 50, 100  # 2-4 s at 25 fps
-CLOSURE_WEIGHT = 3.0  # mouth channels on P/B/M frames weigh 4x: missed closures were the main lip-sync error
 
 
 def to_device(batch: dict, device) -> dict:
     return {k: v.to(device) for k, v in batch.items()}
 
 
+def stage2_config(ctx: Context) -> Stage2Config:
+    """The shipped config, sized to the corpus's motion and speech features, with the run's overrides."""
+    train, _ = ctx.data()
+    data = {"n_expression": train.motion_dim - N_POSE_CHANNELS, "content": {"speech_dim": train.speech_dim}}
+    return build_config(Stage2Config, data, ctx.options.stage2_config)
+
+
 def build_model(ctx: Context) -> Stage2:
     train, _ = ctx.data()
-    base = {"n_expression": train.motion_dim - N_POSE_CHANNELS, "speech_dim": train.speech_dim, "closure_weight": CLOSURE_WEIGHT}
-    model = Stage2(Stage2Config(**{**base, **ctx.options.stage2_config}))
+    model = Stage2(stage2_config(ctx))
     model.set_motion_stats(*train.motion_stats())
     return model
 
