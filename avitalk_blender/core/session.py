@@ -79,9 +79,9 @@ class Session:
         self.last_message_at = 0.0
         self.prefix = secrets.token_hex(4)    # request ids: unique to this session
         self._ids = itertools.count(1)
-        self.request = None                       # the core.request.Job in flight, or None
+        self.job = None                       # the core.job.Job in flight, or None
         self.message = ""                     # the last outcome, for the panel
-        self.warnings: list = []              # the last request's warnings from the backend, for the panel
+        self.warnings: list = []              # the last job's warnings from the backend, for the panel
         self.check = None                     # the last check result (dict) or None
         self.setup = None                     # the core.setup_env.EnvSetup creating the environment, or None
 
