@@ -8,9 +8,10 @@ import wave
 import numpy as np
 import pytest
 
-from avitalk_blender.core.errors import InputError
 from avitalk_blender.core import decimate, mixdown, requirements, segments
 from avitalk_blender.core.client import BackendConfig, BackendError
+from avitalk_blender.core.errors import InputError
+from avitalk_blender.core.job import Job
 from avitalk_blender.core.session import CANCELLED, DONE, FAILED, Session, overall_fraction
 from backend.motion import Motion
 
@@ -26,10 +27,11 @@ FAKE_SERVER = textwrap.dedent('''
         if kind == "hang":
             time.sleep(60)
         if kind == "crash":
+            print("Traceback (most recent call last): boom", file=sys.stderr, flush=True)
             os._exit(3)
         print("not json", flush=True)
         print(json.dumps({"type": "progress", "id": rid, "stage": "features", "fraction": 0.5}), flush=True)
-        print(json.dumps({"type": "result", "id": rid, "echo": req}), flush=True)
+        print(json.dumps({"type": "result", "id": rid, "echo": req, "warnings": req.get("warn", [])}), flush=True)
 ''')
 
 
@@ -59,6 +61,31 @@ def test_session_result_progress_and_garbage(fake_root):
         session.stop()
 
 
+def test_request_ids_are_unique_per_session_and_results_carry_warnings(fake_root):
+    first, second = _session(fake_root), _session(fake_root)
+    try:
+        a, b = first.submit("check"), second.submit("check")
+        assert a.id != b.id and a.id.startswith("check-") and first.prefix != second.prefix
+        c = first.wait(first.submit("generate", {"warn": ["the audio is silent"]}), timeout=30)
+        assert c.id not in (a.id, b.id) and c.fields["id"] == c.id
+        assert c.state == DONE and c.warnings == ["the audio is silent"]
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_config_passes_the_private_motion_folder_and_errors_are_the_family(tmp_path):
+    from avitalk_blender.core.errors import AviTalkError, RigError
+    from backend.errors import AviTalkError as BackendFamily
+
+    argv = BackendConfig(python=sys.executable, motion_dir=str(tmp_path / "m")).command()
+    assert argv[argv.index("--motion-dir") + 1] == str(tmp_path / "m")
+    assert AviTalkError is BackendFamily
+    assert issubclass(BackendError, AviTalkError) and issubclass(RigError, AviTalkError)
+    assert issubclass(InputError, AviTalkError) and not issubclass(InputError, ValueError)
+    assert BackendError("x", "no_backend").code == "no_backend"
+
+
 def test_session_poll_is_bounded(fake_root):
     session = _session(fake_root)
     try:
@@ -71,12 +98,14 @@ def test_session_poll_is_bounded(fake_root):
         session.stop()
 
 
-def test_session_crash_is_reported_and_restarts(fake_root):
-    session = _session(fake_root, log="/tmp/fake.log")
+def test_session_crash_is_reported_and_restarts(fake_root, tmp_path):
+    log = tmp_path / "logs" / "backend.log"
+    session = _session(fake_root, log=str(log))
     try:
         job = session.submit("crash")
         session.wait(job, timeout=30)
         assert job.state == FAILED and job.code == "crashed" and "code 3" in job.error and "restarts" in job.error
+        assert str(log) in job.error and "Traceback (most recent call last): boom" in log.read_text()  # stderr kept
         assert session.process is None
         again = session.wait(session.submit("check"), timeout=30)
         assert again.state == DONE
@@ -121,7 +150,9 @@ def test_missing_backend_is_a_clear_error(tmp_path):
 
 
 def test_overall_fraction_is_monotonic_over_stages():
-    order = ["starting", "loading", "features", "stage1", "stage2_prior", "stage2_generator", "lip_seal"]
+    from backend.protocol import STAGES
+
+    order = ["starting", *STAGES]
     values = [overall_fraction(s, f) for s in order for f in (0.0, 0.5, 1.0)]
     assert values == sorted(values) and values[0] == 0.0 and values[-1] == 1.0
 
@@ -253,7 +284,6 @@ def test_env_setup_runs_steps_in_order_and_reports_failure(tmp_path):
 
 
 def test_generate_job_runs_stage1_once_then_stage2_per_segment_instruction():
-    from avitalk_blender.core.job import Job
 
     job = Job("generate", "clip.wav", 3, {}, None, ["", "angry", "", "angry"])
     (kind, fields), = job.first_requests()
@@ -267,7 +297,6 @@ def test_generate_job_runs_stage1_once_then_stage2_per_segment_instruction():
 
 
 def test_regenerate_job_needs_an_instruction_and_skips_stage1():
-    from avitalk_blender.core.job import Job
 
     with pytest.raises(InputError, match="needs an instruction"):
         Job("regenerate", "clip.wav", 0, {}, "  ")
@@ -275,8 +304,16 @@ def test_regenerate_job_needs_an_instruction_and_skips_stage1():
     assert [(k, f["instruction"]) for k, f in job.first_requests()] == [("synthesize", "calm")]
 
 
+def test_job_collects_each_warning_once():
+    job = Job("regenerate", "clip.wav", 0, {}, "calm", ["", "angry"])
+    for text in job.effective_instructions():
+        job.sent(text, {"instruction": text})
+    job.on_result("calm", {"instruction": "calm", "motion": "a.npz", "warnings": ["the audio is silent"]})
+    job.on_result("angry", {"instruction": "angry", "motion": "b.npz", "warnings": ["the audio is silent", "clipped"]})
+    assert job.done and job.warnings == ["the audio is silent", "clipped"]
+
+
 def test_job_sends_the_dialogue_and_reports_what_timed_the_lips():
-    from avitalk_blender.core.job import Job
 
     job = Job("regenerate", "clip.wav", 0, {}, "calm", dialogue="  Bob, put the map back.  ", language="it")
     (kind, fields), = job.first_requests()

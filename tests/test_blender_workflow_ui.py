@@ -131,3 +131,26 @@ def test_panels_draw_while_busy_and_after_a_check(drawn):
     assert ("operator", "avitalk.cancel") in calls and ("operator", "avitalk.generate") not in calls
     assert sum(1 for c in calls if c[0] == "progress") == 2  # panel and status bar
     assert any(c[0] == "label" and "no weights" in c[1] for c in calls)
+
+
+def test_panel_shows_the_backends_warnings_and_generate_reports_them(drawn):
+    bpy = drawn
+    from avitalk_blender import ops_generate
+    from avitalk_blender.session import SESSION
+
+    SESSION.message, SESSION.warnings = "New take 'calm'", ["the audio is silent: the instruction is neutral"]
+    try:
+        calls = _draw_all(bpy)
+
+        class Operator:
+            reports = []
+
+            def report(self, level, message):
+                self.reports.append((set(level), message))
+
+        op = Operator()
+        ops_generate._report_warnings(op)
+    finally:
+        SESSION.message, SESSION.warnings = "", []
+    assert ("label", "the audio is silent: the instruction is neutral") in calls
+    assert op.reports == [({'WARNING'}, "the audio is silent: the instruction is neutral")]
