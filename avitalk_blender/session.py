@@ -9,8 +9,10 @@ folder of this Blender instance, never a shared one.
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import os
+import shutil
 import tempfile
 from dataclasses import fields
 from pathlib import Path
@@ -36,10 +38,11 @@ def backend_root() -> str:
 
 
 def private_dir() -> str:
-    """This Blender instance's own temporary folder (made once): motion files and mixed clips."""
+    """This Blender instance's own temporary folder (made once, removed at exit): motion files and mixed clips."""
     global _private_dir
     if not _private_dir or not os.path.isdir(_private_dir):
         _private_dir = tempfile.mkdtemp(prefix="avitalk_")
+        atexit.register(shutil.rmtree, _private_dir, ignore_errors=True)
     return _private_dir
 
 
