@@ -119,6 +119,7 @@ class Session:
 
     @property
     def busy(self) -> bool:
+        """Whether a request is in flight (``working`` also counts a job between its requests)."""
         return bool(self.requests)
 
     def submit(self, kind: str, fields: dict | None = None, tag: dict | None = None) -> Request:
