@@ -2,25 +2,24 @@
 
 import bpy
 
-from . import operators, panels, preferences, properties, workflow_ops
-from .runner import RUNNER
+from . import ops_backend, ops_generate, ops_head, ops_takes, panels, preferences, properties, session
 
 classes = (
     preferences.AVITALK_AddonPreferences,
     properties.AVITALK_Take,
     properties.AVITALK_Segment,
     properties.AVITALK_SceneSettings,
-    operators.AVITALK_OT_import_head,
-    operators.AVITALK_OT_apply_motion,
-    workflow_ops.AVITALK_OT_generate,
-    workflow_ops.AVITALK_OT_regenerate,
-    workflow_ops.AVITALK_OT_cancel,
-    workflow_ops.AVITALK_OT_bake,
-    workflow_ops.AVITALK_OT_delete_take,
-    workflow_ops.AVITALK_OT_sync_segments,
-    workflow_ops.AVITALK_OT_check_backend,
-    workflow_ops.AVITALK_OT_restart_backend,
-    workflow_ops.AVITALK_OT_setup_backend,
+    ops_head.AVITALK_OT_import_head,
+    ops_head.AVITALK_OT_apply_motion,
+    ops_generate.AVITALK_OT_generate,
+    ops_generate.AVITALK_OT_regenerate,
+    ops_generate.AVITALK_OT_cancel,
+    ops_generate.AVITALK_OT_sync_segments,
+    ops_takes.AVITALK_OT_bake,
+    ops_takes.AVITALK_OT_delete_take,
+    ops_backend.AVITALK_OT_check_backend,
+    ops_backend.AVITALK_OT_restart_backend,
+    ops_backend.AVITALK_OT_setup_backend,
     panels.AVITALK_UL_takes,
     panels.AVITALK_UL_segments,
     panels.AVITALK_PT_main,
@@ -35,14 +34,14 @@ def register():
     for cls in classes:
         bpy.utils.register_class(cls)
     bpy.types.Scene.avitalk = bpy.props.PointerProperty(type=properties.AVITALK_SceneSettings)
-    bpy.types.STATUSBAR_HT_header.append(workflow_ops.draw_status)
-    bpy.app.handlers.load_pre.append(workflow_ops.on_load_pre)
+    bpy.types.STATUSBAR_HT_header.append(panels.draw_status)
+    bpy.app.handlers.load_pre.append(session.on_load_pre)
 
 
 def unregister():
-    bpy.app.handlers.load_pre.remove(workflow_ops.on_load_pre)
-    bpy.types.STATUSBAR_HT_header.remove(workflow_ops.draw_status)
-    RUNNER.shutdown()
+    bpy.app.handlers.load_pre.remove(session.on_load_pre)
+    bpy.types.STATUSBAR_HT_header.remove(panels.draw_status)
+    session.SESSION.shutdown()
     del bpy.types.Scene.avitalk
     for cls in reversed(classes):
         bpy.utils.unregister_class(cls)

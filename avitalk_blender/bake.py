@@ -1,4 +1,4 @@
-"""Bake a motion onto the rig as keyframes, in bulk.
+"""Write a motion onto the rig as keyframes, in bulk (``takes.make_take`` is the one caller that makes takes).
 
 Action layout (decided here): a take is TWO new actions, because its channels
 live on two data-blocks of different ID types:
@@ -23,15 +23,16 @@ Keys are written with ``keyframe_points.add(n)`` and ``foreach_set``, never
 import bpy
 import numpy as np
 
-from .core import naming, rig_maths, take, timing
-from .rig import find_rig, rig_constants, shape_key_name
+from .core import naming, rig_maths, take
+from .core.errors import InputError
+from .rig import rig_constants, shape_key_name
 
 LINEAR = bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINEAR"].value
 SLOTTED = "slots" in bpy.types.Action.bl_rna.properties
 
 
 def prepare(arm_obj, motion, fps: float, frame_start: int) -> take.TakeData:
-    """Resample ``motion`` to ``fps`` and check it fits the rig of ``arm_obj`` (ValueError if not)."""
+    """Resample ``motion`` to ``fps`` and check it fits the rig of ``arm_obj`` (InputError if not)."""
     return take.prepare_take(motion, int(arm_obj["avitalk_n_expr"]), fps, frame_start)
 
 
@@ -73,7 +74,7 @@ def _new_action(name: str, id_type: str, slot_name: str):
     action = bpy.data.actions.new(name)
     if action.name != name:  # Blender renamed it: the caller's name was not unique
         bpy.data.actions.remove(action)
-        raise ValueError(f"an action named '{name}' already exists")
+        raise InputError(f"an action named '{name}' already exists")
     if not SLOTTED:
         action.id_root = id_type
         return action, None, action.fcurves
@@ -128,33 +129,17 @@ def action_fcurves(action):
 
 
 def check_editable(mesh_obj, arm_obj) -> None:
-    """ValueError unless the rig's animated data-blocks can get new animation.
+    """InputError unless the rig's animated data-blocks can get new animation.
 
     A library override of a linked rig is fine (the new actions are local); a
     linked rig without an override is read-only in this file.
     """
     for id_data, what in ((arm_obj, "armature"), (mesh_obj, "mesh"), (mesh_obj.data.shape_keys, "shape keys")):
         if id_data is not None and id_data.library is not None and id_data.override_library is None:
-            raise ValueError(f"the rig's {what} '{id_data.name}' is linked from {id_data.library.filepath} and "
+            raise InputError(f"the rig's {what} '{id_data.name}' is linked from {id_data.library.filepath} and "
                              "cannot be animated here; make a library override first "
                              "(Object > Library Override > Make)")
 
 
 def existing_action_names():
     return [action.name for action in bpy.data.actions]
-
-
-def apply_motion(obj, motion, scene, frame_start: int, push_to_nla: bool = False, filepath: str = ""):
-    """Check, resample and bake ``motion`` onto the rig of ``obj``; returns (take name, frames keyed).
-
-    The take is named from the motion's instruction, else from ``filepath``.
-
-    Everything that can fail on user input fails before the scene is touched.
-    """
-    mesh_obj, arm_obj = find_rig(obj)
-    fps = timing.scene_fps(scene.render.fps, scene.render.fps_base)
-    data = prepare(arm_obj, motion, fps, frame_start)
-    base = naming.take_base_name(motion.instruction, filepath or motion.source)
-    take_name = naming.unique_take_name(base, existing_action_names())
-    bake(mesh_obj, arm_obj, data, take_name, push_to_nla)
-    return take_name, len(data.frames)

@@ -6,6 +6,7 @@
 ``bench_bake()`` and ``bench_regenerate()`` are importable; they need the ``bpy`` module.
 """
 
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -13,8 +14,8 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from . import bake, rig
-from .core import backend_ref, naming
+from . import bake, ops_generate, register, rig, session, unregister
+from .core import backend_ref, mixdown, naming
 
 
 def bench_bake(n_frames: int = 750, n_expr: int = 100, repeats: int = 3, n_verts: int = 500) -> dict:
@@ -58,7 +59,7 @@ def bench_regenerate(checkpoint: str = "", seconds: float = 10.0, repeats: int =
                      max_messages: int = 20) -> dict:
     """Regenerate after an instruction edit for ``seconds`` of speech, measured from Blender's side.
 
-    Runs the UI path (``workflow.start`` + ``workflow.tick`` as the modal timer
+    Runs the UI path (``ops_generate.start`` + ``ops_generate.tick`` as the modal timer
     does, every 10 ms). Returns ``regenerate_s`` (best and all round trips:
     mixdown, request, stage 2 in the server, motion file, bake of the take),
     ``tick_ms_max`` / ``tick_ms_mean`` (one timer callback while the request
@@ -66,14 +67,9 @@ def bench_regenerate(checkpoint: str = "", seconds: float = 10.0, repeats: int =
     motion and bakes the take). The first
     Generate (stage 1, model loading) is not timed. Resets Blender to an empty scene.
     """
-    import sys
-
-    from . import register, runner, unregister, workflow
-    from .core import mixdown
-
     bpy.ops.wm.read_factory_settings(use_empty=True)
     register()
-    runner.configure(python=sys.executable, checkpoint=checkpoint, device=device)
+    session.configure(python=sys.executable, checkpoint=checkpoint, device=device)
     try:
         synthetic = backend_ref.module("flame.synthetic")
         folder = tempfile.mkdtemp(prefix="avitalk-bench-")
@@ -88,21 +84,21 @@ def bench_regenerate(checkpoint: str = "", seconds: float = 10.0, repeats: int =
         mixdown.write_wav(wav, wave_)
         scene = bpy.context.scene
         scene.sequence_editor_create().strips.new_sound("line", str(wav), 1, 1)
-        workflow.run_sync(bpy.context, "generate")  # warm-up: loads models, caches features
+        ops_generate.run_sync(bpy.context, "generate")  # warm-up: loads models, caches features
         rounds, ticks, applies = [], [], []
         for i in range(repeats):
             scene.avitalk.instruction = f"A calm speaker, variation {i}, slight smile."
             t0 = time.perf_counter()
-            workflow.start(bpy.context, "regenerate")
-            state = workflow.RUNNING
-            while state == workflow.RUNNING:
+            ops_generate.start(bpy.context, "regenerate")
+            state = ops_generate.RUNNING
+            while state == ops_generate.RUNNING:
                 time.sleep(0.01)
                 t1 = time.perf_counter()
-                state = workflow.tick(max_messages)
-                (ticks if state == workflow.RUNNING else applies).append(time.perf_counter() - t1)
+                state = ops_generate.tick(max_messages)
+                (ticks if state == ops_generate.RUNNING else applies).append(time.perf_counter() - t1)
             rounds.append(time.perf_counter() - t0)
-            if state != workflow.FINISHED:
-                raise RuntimeError(runner.RUNNER.message)
+            if state != ops_generate.FINISHED:
+                raise RuntimeError(session.SESSION.message)
             action = bpy.data.actions[scene.avitalk.takes[-1].name + "_shapes"]
             if action["avitalk_stage1_ran"]:
                 raise RuntimeError("Regenerate ran stage 1")
@@ -111,12 +107,10 @@ def bench_regenerate(checkpoint: str = "", seconds: float = 10.0, repeats: int =
                 "apply_ms_max": 1000 * max(applies), "seconds_of_speech": seconds}
     finally:
         unregister()
-        runner.configure()
+        session.configure()
 
 
 if __name__ == "__main__":
-    import sys
-
     if sys.argv[1:2] == ["regenerate"]:
         print(bench_regenerate(sys.argv[2] if len(sys.argv) > 2 else ""))
     else:

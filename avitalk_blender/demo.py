@@ -20,7 +20,7 @@ import bpy
 import numpy as np
 from mathutils import Vector
 
-from . import register, runner
+from . import register, session
 from .core import backend_ref, demo_motion
 
 FPS = 25
@@ -131,7 +131,7 @@ def _generate(out: Path, scene, arm_obj, audio: Path) -> dict:
         raise SystemExit(f"demo audio not found: {audio}")
     editor = scene.sequence_editor_create()
     editor.strips.new_sound("line", str(audio), 1, 1)
-    runner.configure(python=sys.executable, checkpoint="", device="auto", log=str(out / "backend.log"),
+    session.configure(python=sys.executable, checkpoint="", device="auto", log=str(out / "backend.log"),
                      motion_dir=str(out / "motion"))
     if bpy.ops.avitalk.generate() != {'FINISHED'}:
         raise SystemExit(f"generation failed; see {out / 'backend.log'}")
@@ -149,7 +149,7 @@ def run(out: Path, flame_path: str = "", size: int = 320, samples: int = 16, aud
     out.mkdir(parents=True, exist_ok=True)
     scene, arm_obj, mesh_obj = _import_head(flame_path)
     beats = _procedural(out, arm_obj) if procedural else _generate(out, scene, arm_obj, audio)
-    runner.RUNNER.shutdown()
+    session.SESSION.shutdown()
     _stage(scene, mesh_obj, size, samples)
     bpy.ops.wm.save_as_mainfile(filepath=str(out / "demo.blend"))
     frames = []

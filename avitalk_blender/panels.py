@@ -1,9 +1,9 @@
-"""The "AVI-Talk" tab in the 3D viewport sidebar: audio, Generate, instruction, takes, bake."""
+"""The "AVI-Talk" tab in the 3D viewport sidebar (audio, Generate, instruction, takes, bake) and the status bar."""
 
 import bpy
 
 from . import rig, takes
-from .runner import RUNNER
+from .session import SESSION
 
 
 class AVITALK_UL_takes(bpy.types.UIList):
@@ -65,14 +65,16 @@ class AVITALK_PT_main(_Sidebar, bpy.types.Panel):
             row.prop(settings, "dialogue_language", text="")
 
         box = layout.box()
-        if RUNNER.busy:
-            fraction, label = RUNNER.progress()
+        if SESSION.working:
+            fraction, label = SESSION.progress()
             box.progress(factor=fraction, type='BAR', text=label)
             box.operator("avitalk.cancel", icon='CANCEL')
         else:
             box.operator("avitalk.generate", icon='PLAY_SOUND')
-        if RUNNER.message:
-            box.label(text=RUNNER.message, icon='ERROR' if "failed" in RUNNER.message.lower() else 'INFO')
+        if SESSION.message:
+            box.label(text=SESSION.message, icon='ERROR' if "failed" in SESSION.message.lower() else 'INFO')
+        for warning in SESSION.warnings:
+            box.label(text=warning, icon='ERROR')
 
 
 class AVITALK_PT_instruction(_SubPanel, bpy.types.Panel):
@@ -152,3 +154,13 @@ class AVITALK_PT_motion_file(_SubPanel, bpy.types.Panel):
         op.auto_start = settings.auto_start
         op.frame_start = settings.frame_start
         op.push_to_nla = settings.push_to_nla
+
+
+def draw_status(self, context):
+    """Status bar: a progress bar and Cancel while AVI-Talk generates."""
+    if not SESSION.working:
+        return
+    fraction, label = SESSION.progress()
+    row = self.layout.row(align=True)
+    row.progress(factor=fraction, type='BAR', text=f"AVI-Talk: {label}")
+    row.operator("avitalk.cancel", text="", icon='CANCEL')

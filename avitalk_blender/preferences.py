@@ -5,6 +5,10 @@ import sys
 
 import bpy
 
+from . import session
+from .core.client import BackendConfig
+from .core.session import check_summary
+
 PYTORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 
@@ -36,6 +40,7 @@ class AVITALK_AddonPreferences(bpy.types.AddonPreferences):
     )
     device: bpy.props.EnumProperty(
         name="Device",
+        description="Where the backend runs the models",
         items=(('AUTO', "Auto", "The GPU when torch sees one, else the CPU"),
                ('CUDA', "CUDA", "An NVIDIA GPU"), ('CPU', "CPU", "The processor")),
         default='AUTO',
@@ -71,9 +76,6 @@ class AVITALK_AddonPreferences(bpy.types.AddonPreferences):
     )
 
     def draw(self, context):
-        from . import workflow_ops
-        from .runner import RUNNER
-
         layout = self.layout
         layout.prop(self, "flame_path")
 
@@ -89,8 +91,8 @@ class AVITALK_AddonPreferences(bpy.types.AddonPreferences):
         row = box.row()
         row.operator("avitalk.check_backend", icon='CHECKMARK')
         row.operator("avitalk.restart_backend", icon='FILE_REFRESH')
-        if RUNNER.check:
-            for line in workflow_ops.check_summary(RUNNER.check).split("; "):
+        if session.SESSION.check:
+            for line in check_summary(session.SESSION.check).split("; "):
                 box.label(text=line, icon='INFO')
 
         box = layout.box()
@@ -101,7 +103,7 @@ class AVITALK_AddonPreferences(bpy.types.AddonPreferences):
         row = box.row()
         row.operator("avitalk.setup_backend", text="Create (CUDA)").torch_build = 'CUDA'
         row.operator("avitalk.setup_backend", text="Create (CPU)").torch_build = 'CPU'
-        setup = workflow_ops.AVITALK_OT_setup_backend._setup
+        setup = session.SESSION.setup
         if setup is not None:
             text = f"{setup.step + 1}/{len(setup.commands)} {setup.label}" if setup.state == "running" else setup.state
             box.progress(factor=setup.fraction, type='BAR', text=text)
@@ -117,3 +119,27 @@ def get(context):
     """This add-on's preferences, or None when it was registered outside the add-on system (tests)."""
     addon = context.preferences.addons.get(__package__)
     return addon.preferences if addon is not None else None
+
+
+def config_from(context) -> BackendConfig:
+    """The backend settings: the add-on preferences, else ``session.configure(...)``, else this interpreter."""
+    config = BackendConfig(backend_root=session.backend_root(), log=session.log_path(),
+                           motion_dir=session.private_dir())
+    prefs = get(context)
+    if prefs is not None:
+        config.python = _abspath(prefs.backend_python)
+        config.checkpoint = _abspath(prefs.checkpoint_dir)
+        config.device = prefs.device.lower()
+        config.speech_model = _abspath(prefs.speech_model_dir)
+        config.content_model = _abspath(prefs.content_model_dir)
+        config.llm = _abspath(prefs.llm_dir)
+        config.stall_timeout = float(prefs.stall_timeout)
+    else:
+        config.python = sys.executable  # the bpy module: this interpreter has the backend's packages
+    for name, value in session.script_config.items():
+        setattr(config, name, value)
+    return config
+
+
+def _abspath(path: str) -> str:
+    return bpy.path.abspath(path) if path else ""

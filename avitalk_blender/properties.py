@@ -2,13 +2,20 @@
 
 import bpy
 
-from .core import segments
+from . import takes
+from .core import backend_ref, segments
+
+protocol = backend_ref.protocol()
+
+
+def _bounded(name: str) -> dict:
+    """Hard min, max and default of a panel control: the ranges the backend accepts."""
+    low, high, default = protocol.CONTROL_RANGES[name]
+    return {"min": low, "max": high, "default": default}
 
 
 def _audition(self, context):
     """Selecting a take in the list plays it on its rig (plain data changes, no operators)."""
-    from . import takes
-
     takes.audition(context.scene, self.take_index)
 
 
@@ -52,18 +59,20 @@ class AVITALK_SceneSettings(bpy.types.PropertyGroup):
     # ---- audio ----
     audio_source: bpy.props.EnumProperty(
         name="Audio",
+        description="Where the dialogue comes from",
         items=(('STRIPS', "Sound Strips", "Mix down the scene's sound strips"),
                ('FILE', "File", "An audio file, starting at Frame Start")),
         default='STRIPS',
     )
-    audio_file: bpy.props.StringProperty(name="Audio File", subtype='FILE_PATH')
+    audio_file: bpy.props.StringProperty(name="Audio File", description="The dialogue audio (WAV, FLAC, ...)",
+                                         subtype='FILE_PATH')
     use_range: bpy.props.BoolProperty(
         name="Custom Range",
         description="Mix only these frames; off uses the sound strips' extent",
         default=False,
     )
-    range_start: bpy.props.IntProperty(name="Start", default=1)
-    range_end: bpy.props.IntProperty(name="End", default=250)
+    range_start: bpy.props.IntProperty(name="Start", description="First frame of the audio to mix", default=1)
+    range_end: bpy.props.IntProperty(name="End", description="One past the last frame of the audio to mix", default=250)
 
     # ---- generation ----
     instruction: bpy.props.StringProperty(
@@ -80,14 +89,24 @@ class AVITALK_SceneSettings(bpy.types.PropertyGroup):
         description="Language of the Dialogue text for the aligner: en, or an espeak-ng code (it, de, fr, ...)",
         default="en",
     )
-    seed: bpy.props.IntProperty(name="Seed", description="Variation of the motion for the same instruction", default=0, min=0)
-    intensity: bpy.props.FloatProperty(name="Intensity", default=1.0, min=0.0, soft_max=2.0)
-    upper_face: bpy.props.FloatProperty(name="Upper Face", default=1.0, min=0.0, soft_max=2.0)
-    lower_face: bpy.props.FloatProperty(name="Lower Face", default=1.0, min=0.0, soft_max=2.0)
-    smoothing: bpy.props.FloatProperty(name="Smoothing", description="Gaussian smoothing in frames", default=0.0,
-                                       min=0.0, soft_max=5.0)
-    head_motion: bpy.props.BoolProperty(name="Head Motion", default=True)
-    blinks: bpy.props.BoolProperty(name="Blinks", default=True)
+    seed: bpy.props.IntProperty(name="Seed", description="Variation of the motion for the same instruction",
+                                default=0, min=0, max=protocol.MAX_SEED)
+    intensity: bpy.props.FloatProperty(
+        name="Intensity", description="Scales every expression and the jaw",
+        **_bounded("intensity"), soft_max=2.0)
+    upper_face: bpy.props.FloatProperty(
+        name="Upper Face", description="Extra scale on eyes, brows, cheeks and nose",
+        **_bounded("upper_face"), soft_max=2.0)
+    lower_face: bpy.props.FloatProperty(
+        name="Lower Face", description="Extra scale on mouth, lips, chin and jaw",
+        **_bounded("lower_face"), soft_max=2.0)
+    smoothing: bpy.props.FloatProperty(
+        name="Smoothing", description="Gaussian smoothing of the motion, in frames (25: one second)",
+        **_bounded("smoothing"), soft_max=5.0)
+    head_motion: bpy.props.BoolProperty(name="Head Motion", description="Let the head and neck move",
+                                        default=protocol.CONTROL_SWITCHES["head_motion"])
+    blinks: bpy.props.BoolProperty(name="Blinks", description="Add eye blinks",
+                                   default=protocol.CONTROL_SWITCHES["blinks"])
 
     # ---- segments ----
     use_segments: bpy.props.BoolProperty(
@@ -95,16 +114,19 @@ class AVITALK_SceneSettings(bpy.types.PropertyGroup):
         description="Timeline markers split the audio; each segment can have its own instruction",
         default=False,
     )
-    segments: bpy.props.CollectionProperty(type=AVITALK_Segment)
-    segment_index: bpy.props.IntProperty(name="Segment")
+    segments: bpy.props.CollectionProperty(type=AVITALK_Segment, name="Segments",
+                                           description="One item per segment between timeline markers")
+    segment_index: bpy.props.IntProperty(name="Segment", description="The segment chosen in the list")
     blend_seconds: bpy.props.FloatProperty(
         name="Blend", description="Cross-fade length at each marker, in seconds",
         default=segments.DEFAULT_BLEND_SECONDS, min=0.0, soft_max=1.0, subtype='TIME_ABSOLUTE', unit='TIME_ABSOLUTE',
     )
 
     # ---- takes and bake ----
-    takes: bpy.props.CollectionProperty(type=AVITALK_Take)
-    take_index: bpy.props.IntProperty(name="Take", update=_audition)
+    takes: bpy.props.CollectionProperty(type=AVITALK_Take, name="Takes",
+                                        description="The takes made in this scene, newest last")
+    take_index: bpy.props.IntProperty(name="Take", description="The take chosen in the list; choosing one plays it",
+                                      update=_audition)
     decimate: bpy.props.BoolProperty(name="Reduce Keys", description="Remove keys that linear interpolation reproduces",
                                      default=False)
     tolerance: bpy.props.FloatProperty(name="Tolerance", description="Largest allowed change of any channel",

@@ -17,6 +17,7 @@ import bpy
 import numpy as np
 
 from .core import rig_maths
+from .core.errors import InputError, RigError
 from .core.take import SHAPE_KEY_LIMIT
 
 RIG_VERSION = 1
@@ -36,10 +37,6 @@ PART_COLOURS = {
 DEFAULT_COLOUR = (0.6, 0.6, 0.6, 1.0)
 
 
-class RigError(ValueError):
-    """The selection or the rig is not what an operator needs."""
-
-
 def shape_key_name(kind: str, i: int) -> str:
     """FLAME's shape key names: ``Shape000``, ``Exp000``, ``Pose000``."""
     return f"{kind}{i:03d}"
@@ -56,9 +53,9 @@ def build_rig(collection, model, name: str = "flame_head", shape=None):
     if shape is not None:
         shape = np.asarray(shape, dtype=np.float64).ravel()
         if shape.size > n_shape:
-            raise ValueError(f"{shape.size} shape coefficients given, the model has {n_shape}")
+            raise InputError(f"{shape.size} shape coefficients given, the model has {n_shape}")
         if not np.all(np.isfinite(shape)) or np.any(np.abs(shape) > SHAPE_KEY_LIMIT):
-            raise ValueError(f"shape coefficients must be finite and within +-{SHAPE_KEY_LIMIT}")
+            raise InputError(f"shape coefficients must be finite and within +-{SHAPE_KEY_LIMIT}")
         betas[:shape.size] = shape
 
     v_shaped = model.v_template + model.shapedirs @ betas  # (V, 3)
@@ -127,7 +124,7 @@ def _mesh(collection, name, model):
     me.update()
     if me.validate(clean_customdata=False):
         bpy.data.meshes.remove(me)
-        raise ValueError("the FLAME file's faces do not form a valid mesh")
+        raise InputError("the FLAME file's faces do not form a valid mesh")
     me.shade_smooth()
 
     part_names = list(model.extras.get("avitalk_part_names", []))

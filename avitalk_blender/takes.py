@@ -1,4 +1,5 @@
-"""Takes: each generation is a take (two actions, see bake.py) listed in ``scene.avitalk.takes``.
+"""Takes: each generation or applied motion file is a take (two actions, see bake.py) listed in
+``scene.avitalk.takes``. ``make_take`` is the one place a take is made.
 
 A take's data lives on its actions as custom properties, so scripts can read
 them: ``avitalk_take``, ``avitalk_instruction``, ``avitalk_seed``,
@@ -12,6 +13,7 @@ import numpy as np
 
 from . import bake, rig
 from .core import decimate, naming, timing
+from .core.errors import InputError
 
 
 def chosen(settings) -> bool:
@@ -24,14 +26,21 @@ def take_actions(name: str) -> tuple:
     return tuple(bpy.data.actions.get(n) for n in naming.action_names(name))
 
 
-def make_take(scene, arm_obj, motion, frame_start: int, properties: dict) -> str:
-    """Bake ``motion`` as a new take from ``frame_start``, make it the preview and list it; returns its name."""
-    mesh_obj, arm_obj = rig.find_rig(arm_obj)
+def make_take(scene, obj, motion, frame_start: int, properties: dict, push_to_nla: bool = False,
+              source: str = "") -> str:
+    """Bake ``motion`` as a new take on the rig of ``obj`` from ``frame_start`` and list it; returns its name.
+
+    The take becomes the rig's active action (or NLA strips with ``push_to_nla``)
+    and is named from the motion's instruction, else ``source`` (a file path).
+    Everything that can fail on user input fails before the scene is touched.
+    """
+    mesh_obj, arm_obj = rig.find_rig(obj)
+    bake.check_editable(mesh_obj, arm_obj)
     fps = timing.scene_fps(scene.render.fps, scene.render.fps_base)
     data = bake.prepare(arm_obj, motion, fps, int(frame_start))
-    base = naming.take_base_name(motion.instruction, motion.source)
+    base = naming.take_base_name(motion.instruction, source or motion.source)
     name = naming.unique_take_name(base, bake.existing_action_names())
-    actions = bake.bake(mesh_obj, arm_obj, data, name)
+    actions = bake.bake(mesh_obj, arm_obj, data, name, push_to_nla)
     for action in actions:
         action["avitalk_frame_start"] = int(frame_start)
         for key, value in properties.items():
@@ -75,7 +84,7 @@ def delete(scene, index: int) -> str:
     """Remove take ``index`` from the list and its actions from the file."""
     settings = scene.avitalk
     if not 0 <= index < len(settings.takes):
-        raise ValueError("no take is selected")
+        raise InputError("no take is selected")
     name = settings.takes[index].name
     for action in take_actions(name):
         if action is not None:
@@ -90,14 +99,14 @@ def bake_take(scene, index: int, push_to_nla: bool, tolerance: float | None) -> 
     audio's start), with keys reduced to ``tolerance`` when given. Returns the baked take's name."""
     settings = scene.avitalk
     if not 0 <= index < len(settings.takes):
-        raise ValueError("no take is selected: generate one first")
+        raise InputError("no take is selected: generate one first")
     item = settings.takes[index]
     shapes, pose = take_actions(item.name)
     if shapes is None or pose is None:
-        raise ValueError(f"the actions of take '{item.name}' are gone; delete it from the list")
+        raise InputError(f"the actions of take '{item.name}' are gone; delete it from the list")
     arm_obj = bpy.data.objects.get(item.rig)
     if arm_obj is None:
-        raise ValueError(f"the rig '{item.rig}' of take '{item.name}' is gone")
+        raise InputError(f"the rig '{item.rig}' of take '{item.name}' is gone")
     mesh_obj, arm_obj = rig.find_rig(arm_obj)
     bake.check_editable(mesh_obj, arm_obj)
     baked = naming.unique_take_name(f"{item.name}_baked", bake.existing_action_names())

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from avitalk_blender.core.errors import InputError
 from avitalk_blender.core import naming, rig_maths, timing
 from backend.flame import lbs_numpy
 from backend.flame.pickle_io import model_from_raw
@@ -12,7 +13,7 @@ from backend.flame.synthetic import make_tiny_model
 def test_scene_fps_ntsc_and_errors():
     assert timing.scene_fps(30, 1.001) == pytest.approx(29.97002997)
     assert timing.scene_fps(25, 1.0) == 25.0
-    with pytest.raises(ValueError):
+    with pytest.raises(InputError):
         timing.scene_fps(0, 1.0)
 
 
@@ -107,9 +108,9 @@ def test_prepare_take_pads_resamples_and_refuses():
     assert data.frames[0] == 3 and data.frames[-1] == 53 and data.pose.shape == (51, 5, 3)
     same = prepare_take(_motion(26, 4), n_expr_rig=4, fps=25.0, frame_start=1)
     np.testing.assert_allclose(same.pose[:, 3], same.motion.eye_pose[:, :3], atol=1e-7)  # left eye
-    with pytest.raises(ValueError, match="expression channels"):
+    with pytest.raises(InputError, match="expression channels"):
         prepare_take(_motion(5, 12), n_expr_rig=10, fps=25.0, frame_start=1)
     big = _motion(5, 3)
     big.expression[2, 1] = 11.0
-    with pytest.raises(ValueError, match="beyond"):
+    with pytest.raises(InputError, match="beyond"):
         prepare_take(big, n_expr_rig=3, fps=25.0, frame_start=1)

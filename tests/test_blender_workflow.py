@@ -1,4 +1,4 @@
-"""The Generate / Regenerate / Bake workflow inside Blender (the ``bpy`` module) with the real
+"""The Generate / Regenerate / Bake ops_generate inside Blender (the ``bpy`` module) with the real
 backend subprocess (``python -m backend serve``).
 
 Weights: the shipped starter weights when ``backend/weights/stage1.safetensors`` exists, else
@@ -38,14 +38,14 @@ def session(tmp_path_factory):
     import bpy
 
     import avitalk_blender
-    from avitalk_blender import runner
+    from avitalk_blender import session
     from backend.flame.synthetic import write_tiny_model
 
-    folder = tmp_path_factory.mktemp("workflow")
+    folder = tmp_path_factory.mktemp("ops_generate")
     checkpoint = "" if REAL_WEIGHTS else str(tiny_checkpoints(folder))
     _CONFIG.update(python=sys.executable, checkpoint=checkpoint, device="cpu", log=str(folder / "backend.log"),
                    motion_dir=str(folder / "motion"))
-    runner.configure(**_CONFIG)
+    session.configure(**_CONFIG)
     bpy.ops.wm.read_factory_settings(use_empty=True)
     avitalk_blender.register()
     flame = folder / "flame.pkl"
@@ -54,7 +54,7 @@ def session(tmp_path_factory):
         yield bpy, folder, flame
     finally:
         avitalk_blender.unregister()
-        runner.configure()
+        session.configure()
         bpy.ops.wm.read_factory_settings(use_empty=True)
 
 
@@ -85,21 +85,21 @@ def _fcurve_frames(bpy, action):
     return out
 
 
-def _tick_until_done(workflow):
+def _tick_until_done(ops_generate):
     deadline = time.monotonic() + SAFETY_S
     while time.monotonic() < deadline:
-        state = workflow.tick()
-        if state != workflow.RUNNING:
+        state = ops_generate.tick()
+        if state != ops_generate.RUNNING:
             return state
         time.sleep(0.02)
-    raise AssertionError("the workflow did not end")
+    raise AssertionError("the ops_generate did not end")
 
 
-def _tick_until_progress(workflow, runner):
+def _tick_until_progress(ops_generate, session):
     deadline = time.monotonic() + SAFETY_S
     while time.monotonic() < deadline:
-        assert workflow.tick() == workflow.RUNNING
-        jobs = list(runner.RUNNER.session.jobs.values())
+        assert ops_generate.tick() == ops_generate.RUNNING
+        jobs = list(session.SESSION.requests.values())
         if jobs and jobs[0].stage != "starting":
             return jobs[0]
         time.sleep(0.01)
@@ -128,9 +128,9 @@ def test_generate_edit_regenerate_bake_end_to_end(scene):
     settings.intensity = 0.5
     settings.dialogue = "Mama made a map."
     assert bpy.ops.avitalk.regenerate() == {'FINISHED'}
-    from avitalk_blender.runner import RUNNER
+    from avitalk_blender.session import SESSION
 
-    assert "lips" in RUNNER.message  # the panel says what timed the lip closures
+    assert "lips" in SESSION.message  # the panel says what timed the lip closures
     assert len(settings.takes) == 2 and settings.take_index == 1
     second = bpy.data.actions[settings.takes[1].name + "_pose"]
     assert second["avitalk_instruction"] == settings.instruction
@@ -189,12 +189,12 @@ def test_segments_blend_per_marker_instructions(scene):
 
 def test_cancel_stops_generation(scene):
     bpy, scene, strip = scene
-    from avitalk_blender import runner, workflow
+    from avitalk_blender import session, ops_generate
 
-    workflow.start(bpy.context, "generate")
-    _tick_until_progress(workflow, runner)
+    ops_generate.start(bpy.context, "generate")
+    _tick_until_progress(ops_generate, session)
     assert bpy.ops.avitalk.cancel() == {'FINISHED'}
-    assert workflow.tick() == workflow.IDLE and not runner.RUNNER.busy
+    assert ops_generate.tick() == ops_generate.IDLE and not session.SESSION.working
     assert len(scene.avitalk.takes) == 0
     scene.avitalk.instruction = "A calm man."
     assert bpy.ops.avitalk.regenerate() == {'FINISHED'}  # the backend still serves
@@ -202,27 +202,27 @@ def test_cancel_stops_generation(scene):
 
 def test_backend_killed_mid_request_reports_and_restarts(scene):
     bpy, scene, strip = scene
-    from avitalk_blender import runner, workflow
+    from avitalk_blender import session, ops_generate
 
     scene.avitalk.instruction = "A calm man."
-    workflow.start(bpy.context, "regenerate")
-    _tick_until_progress(workflow, runner)
-    runner.RUNNER.session.process.kill()
-    assert _tick_until_done(workflow) == workflow.FAILED_STATE
-    assert "exited unexpectedly" in runner.RUNNER.message and "restarts" in runner.RUNNER.message
+    ops_generate.start(bpy.context, "regenerate")
+    _tick_until_progress(ops_generate, session)
+    session.SESSION.process.kill()
+    assert _tick_until_done(ops_generate) == ops_generate.FAILED_STATE
+    assert "exited unexpectedly" in session.SESSION.message and "restarts" in session.SESSION.message
     assert len(scene.avitalk.takes) == 0
     assert bpy.ops.avitalk.regenerate() == {'FINISHED'} and len(scene.avitalk.takes) == 1
 
 
 def test_file_load_drops_the_result(scene):
     bpy, scene, strip = scene
-    from avitalk_blender import runner, workflow
+    from avitalk_blender import session, ops_generate
 
     scene.avitalk.instruction = "A calm man."
-    workflow.start(bpy.context, "regenerate")
+    ops_generate.start(bpy.context, "regenerate")
     bpy.ops.wm.read_factory_settings(use_empty=True)  # load_pre: the work in flight is dropped
-    assert not runner.RUNNER.busy and "dropped" in runner.RUNNER.message
-    assert workflow.tick() == workflow.IDLE
+    assert not session.SESSION.working and "dropped" in session.SESSION.message
+    assert ops_generate.tick() == ops_generate.IDLE
     assert all(len(s.avitalk.takes) == 0 for s in bpy.data.scenes)
 
 
@@ -234,14 +234,14 @@ def test_errors_are_clear(scene):
     scene.avitalk.audio_source = 'FILE'
     with pytest.raises(RuntimeError, match="choose an audio file"):
         bpy.ops.avitalk.generate()
-    from avitalk_blender import runner
+    from avitalk_blender import session
 
-    runner.configure(python="/nonexistent/python", backend_root=runner.backend_root())
+    session.configure(python="/nonexistent/python", backend_root=session.backend_root())
     try:
-        runner.RUNNER.shutdown()
+        session.SESSION.shutdown()
         scene.avitalk.audio_source = 'STRIPS'
         with pytest.raises(RuntimeError, match="backend Python does not exist"):
             bpy.ops.avitalk.generate()
-        assert not runner.RUNNER.busy
+        assert not session.SESSION.working
     finally:
-        runner.configure(**_CONFIG)
+        session.configure(**_CONFIG)

@@ -10,6 +10,8 @@ import pytest
 
 from avitalk_blender.core import decimate, mixdown, requirements, segments
 from avitalk_blender.core.client import BackendConfig, BackendError
+from avitalk_blender.core.errors import InputError
+from avitalk_blender.core.job import Job
 from avitalk_blender.core.session import CANCELLED, DONE, FAILED, Session, overall_fraction
 from backend.motion import Motion
 
@@ -25,10 +27,11 @@ FAKE_SERVER = textwrap.dedent('''
         if kind == "hang":
             time.sleep(60)
         if kind == "crash":
+            print("Traceback (most recent call last): boom", file=sys.stderr, flush=True)
             os._exit(3)
         print("not json", flush=True)
         print(json.dumps({"type": "progress", "id": rid, "stage": "features", "fraction": 0.5}), flush=True)
-        print(json.dumps({"type": "result", "id": rid, "echo": req}), flush=True)
+        print(json.dumps({"type": "result", "id": rid, "echo": req, "warnings": req.get("warn", [])}), flush=True)
 ''')
 
 
@@ -58,6 +61,31 @@ def test_session_result_progress_and_garbage(fake_root):
         session.stop()
 
 
+def test_request_ids_are_unique_per_session_and_results_carry_warnings(fake_root):
+    first, second = _session(fake_root), _session(fake_root)
+    try:
+        a, b = first.submit("check"), second.submit("check")
+        assert a.id != b.id and a.id.startswith("check-") and first.prefix != second.prefix
+        c = first.wait(first.submit("generate", {"warn": ["the audio is silent"]}), timeout=30)
+        assert c.id not in (a.id, b.id) and c.fields["id"] == c.id
+        assert c.state == DONE and c.warnings == ["the audio is silent"]
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_config_passes_the_private_motion_folder_and_errors_are_the_family(tmp_path):
+    from avitalk_blender.core.errors import AviTalkError, RigError
+    from backend.errors import AviTalkError as BackendFamily
+
+    argv = BackendConfig(python=sys.executable, motion_dir=str(tmp_path / "m")).command()
+    assert argv[argv.index("--motion-dir") + 1] == str(tmp_path / "m")
+    assert AviTalkError is BackendFamily
+    assert issubclass(BackendError, AviTalkError) and issubclass(RigError, AviTalkError)
+    assert issubclass(InputError, AviTalkError) and not issubclass(InputError, ValueError)
+    assert BackendError("x", "no_backend").code == "no_backend"
+
+
 def test_session_poll_is_bounded(fake_root):
     session = _session(fake_root)
     try:
@@ -70,12 +98,14 @@ def test_session_poll_is_bounded(fake_root):
         session.stop()
 
 
-def test_session_crash_is_reported_and_restarts(fake_root):
-    session = _session(fake_root, log="/tmp/fake.log")
+def test_session_crash_is_reported_and_restarts(fake_root, tmp_path):
+    log = tmp_path / "logs" / "backend.log"
+    session = _session(fake_root, log=str(log))
     try:
         job = session.submit("crash")
         session.wait(job, timeout=30)
         assert job.state == FAILED and job.code == "crashed" and "code 3" in job.error and "restarts" in job.error
+        assert str(log) in job.error and "Traceback (most recent call last): boom" in log.read_text()  # stderr kept
         assert session.process is None
         again = session.wait(session.submit("check"), timeout=30)
         assert again.state == DONE
@@ -120,7 +150,9 @@ def test_missing_backend_is_a_clear_error(tmp_path):
 
 
 def test_overall_fraction_is_monotonic_over_stages():
-    order = ["starting", "loading", "features", "stage1", "stage2_prior", "stage2_generator", "lip_seal"]
+    from backend.protocol import STAGES
+
+    order = ["starting", *STAGES]
     values = [overall_fraction(s, f) for s in order for f in (0.0, 0.5, 1.0)]
     assert values == sorted(values) and values[0] == 0.0 and values[-1] == 1.0
 
@@ -174,7 +206,7 @@ def test_mix_sums_volumes_resamples_and_offsets():
     np.testing.assert_allclose(out[8000:16000], 0.75, atol=1e-6)
     np.testing.assert_allclose(out[16000:], 0.25, atol=1e-6)
     assert mixdown.strips_extent([a, b]) == (0, 36)
-    with pytest.raises(ValueError, match="no sound strips"):
+    with pytest.raises(InputError, match="no sound strips"):
         mixdown.strips_extent([])
 
 
@@ -215,7 +247,7 @@ def test_blend_motions_holds_segments_and_joins_smoothly():
     assert np.all(x[:22] == 0) and np.all(x[29:] == 1)  # the join is frames 22..28 around frame 25
     assert np.all(np.diff(x) >= 0) and np.max(np.diff(x)) < 0.3  # a ramp, not a jump
     assert out.instruction == "calm | angry" and out.n_frames == 50
-    with pytest.raises(ValueError, match="differ in length"):
+    with pytest.raises(InputError, match="differ in length"):
         segments.blend_motions([a, _motion(1.0, n=40)], [1.0])
 
 
@@ -248,44 +280,50 @@ def test_env_setup_runs_steps_in_order_and_reports_failure(tmp_path):
     assert setup.wait() == "failed" and "install torch failed (exit code 2)" in setup.error and "no index" in setup.error
 
 
-# ---- batches -------------------------------------------------------------------------------------
+# ---- jobs -------------------------------------------------------------------------------------
 
 
-def test_generate_batch_runs_stage1_once_then_stage2_per_segment_instruction():
-    from avitalk_blender.core.batch import Batch
+def test_generate_job_runs_stage1_once_then_stage2_per_segment_instruction():
 
-    batch = Batch("generate", "clip.wav", 3, {}, None, ["", "angry", "", "angry"])
-    (kind, fields), = batch.first_requests()
+    job = Job("generate", "clip.wav", 3, {}, None, ["", "angry", "", "angry"])
+    (kind, fields), = job.first_requests()
     assert kind == "generate" and fields["instruction"] is None and fields["seed"] == 3
-    batch.sent("g1", fields)
-    follow = batch.on_result("g1", {"instruction": "calm", "motion": "m1.npz", "stage1_ran": True})
-    assert [(k, f["instruction"]) for k, f in follow] == [("synthesize", "angry")] and not batch.done
-    batch.sent("s1", follow[0][1])
-    assert batch.on_result("s1", {"instruction": "angry", "motion": "m2.npz"}) == [] and batch.done
-    assert batch.motion_paths() == ["m1.npz", "m2.npz", "m1.npz", "m2.npz"] and batch.stage1_ran
+    job.sent("g1", fields)
+    follow = job.on_result("g1", {"instruction": "calm", "motion": "m1.npz", "stage1_ran": True})
+    assert [(k, f["instruction"]) for k, f in follow] == [("synthesize", "angry")] and not job.done
+    job.sent("s1", follow[0][1])
+    assert job.on_result("s1", {"instruction": "angry", "motion": "m2.npz"}) == [] and job.done
+    assert job.motion_paths() == ["m1.npz", "m2.npz", "m1.npz", "m2.npz"] and job.stage1_ran
 
 
-def test_regenerate_batch_needs_an_instruction_and_skips_stage1():
-    from avitalk_blender.core.batch import Batch
+def test_regenerate_job_needs_an_instruction_and_skips_stage1():
 
-    with pytest.raises(ValueError, match="needs an instruction"):
-        Batch("regenerate", "clip.wav", 0, {}, "  ")
-    batch = Batch("regenerate", "clip.wav", 0, {}, "calm")
-    assert [(k, f["instruction"]) for k, f in batch.first_requests()] == [("synthesize", "calm")]
+    with pytest.raises(InputError, match="needs an instruction"):
+        Job("regenerate", "clip.wav", 0, {}, "  ")
+    job = Job("regenerate", "clip.wav", 0, {}, "calm")
+    assert [(k, f["instruction"]) for k, f in job.first_requests()] == [("synthesize", "calm")]
 
 
-def test_batch_sends_the_dialogue_and_reports_what_timed_the_lips():
-    from avitalk_blender.core.batch import Batch
+def test_job_collects_each_warning_once():
+    job = Job("regenerate", "clip.wav", 0, {}, "calm", ["", "angry"])
+    for text in job.effective_instructions():
+        job.sent(text, {"instruction": text})
+    job.on_result("calm", {"instruction": "calm", "motion": "a.npz", "warnings": ["the audio is silent"]})
+    job.on_result("angry", {"instruction": "angry", "motion": "b.npz", "warnings": ["the audio is silent", "clipped"]})
+    assert job.done and job.warnings == ["the audio is silent", "clipped"]
 
-    batch = Batch("regenerate", "clip.wav", 0, {}, "calm", dialogue="  Bob, put the map back.  ", language="it")
-    (kind, fields), = batch.first_requests()
+
+def test_job_sends_the_dialogue_and_reports_what_timed_the_lips():
+
+    job = Job("regenerate", "clip.wav", 0, {}, "calm", dialogue="  Bob, put the map back.  ", language="it")
+    (kind, fields), = job.first_requests()
     assert fields["transcript"] == "Bob, put the map back." and fields["language"] == "it"
-    assert Batch("regenerate", "clip.wav", 0, {}, "calm").first_requests()[0][1]["transcript"] is None
-    assert batch.lips_summary() == ""
-    batch.sent("s1", fields)
-    batch.on_result("s1", {"instruction": "calm", "motion": "m.npz", "lip_seal": {"source": "transcript", "text": "x"}})
-    assert batch.lips_summary() == "lips timed from the dialogue text"
-    batch.lips = {"source": "recognized", "text": "word " * 30}
-    assert batch.lips_summary().startswith('lips timed from speech heard as "word') and batch.lips_summary().endswith('..."')
-    batch.lips = {"source": "none", "text": ""}
-    assert "type the Dialogue" in batch.lips_summary()
+    assert Job("regenerate", "clip.wav", 0, {}, "calm").first_requests()[0][1]["transcript"] is None
+    assert job.lips_summary() == ""
+    job.sent("s1", fields)
+    job.on_result("s1", {"instruction": "calm", "motion": "m.npz", "lip_seal": {"source": "transcript", "text": "x"}})
+    assert job.lips_summary() == "lips timed from the dialogue text"
+    job.lips = {"source": "recognized", "text": "word " * 30}
+    assert job.lips_summary().startswith('lips timed from speech heard as "word') and job.lips_summary().endswith('..."')
+    job.lips = {"source": "none", "text": ""}
+    assert "type the Dialogue" in job.lips_summary()

@@ -7,6 +7,7 @@ import pytest
 def test_linked_rig_needs_an_override_and_an_override_works(blender, tiny_flame, tmp_path):
     bpy = blender
     from avitalk_blender import bake, rig, takes
+    from avitalk_blender.core.errors import InputError
     from backend.flame.pickle_io import load_flame
     from backend.motion import Motion
 
@@ -24,7 +25,7 @@ def test_linked_rig_needs_an_override_and_an_override_works(blender, tiny_flame,
     scene = bpy.context.scene
     scene.collection.children.link(linked)
     mesh, arm = rig.find_rig(bpy.data.objects["head_rig"])
-    with pytest.raises(ValueError, match="make a library override"):
+    with pytest.raises(InputError, match="make a library override"):
         bake.check_editable(mesh, arm)
 
     scene.collection.children.unlink(linked)

@@ -75,7 +75,7 @@ def drawn(blender, tiny_flame):
 
 
 def _draw_all(bpy):
-    from avitalk_blender import panels, preferences, workflow_ops
+    from avitalk_blender import panels, preferences
 
     calls = []
     for panel in (panels.AVITALK_PT_main, panels.AVITALK_PT_instruction, panels.AVITALK_PT_segments,
@@ -84,7 +84,7 @@ def _draw_all(bpy):
         if hasattr(panel, "draw_header"):
             panel.draw_header(host, bpy.context)
         panel.draw(host, bpy.context)
-    workflow_ops.draw_status(Host(RecordingLayout(bpy, calls)), bpy.context)
+    panels.draw_status(Host(RecordingLayout(bpy, calls)), bpy.context)
     prefs = Host(RecordingLayout(bpy, calls), preferences.AVITALK_AddonPreferences.bl_rna)
     for prop in preferences.AVITALK_AddonPreferences.bl_rna.properties.keys():
         if prop != "rna_type":
@@ -118,16 +118,39 @@ def test_panels_draw_idle_with_takes_and_segments(drawn, tmp_path):
 
 def test_panels_draw_while_busy_and_after_a_check(drawn):
     bpy = drawn
-    from avitalk_blender.core.batch import Batch
-    from avitalk_blender.runner import RUNNER
+    from avitalk_blender.core.job import Job
+    from avitalk_blender.session import SESSION
 
-    RUNNER.batch = Batch("regenerate", "clip.wav", 0, {}, "calm", ["", "angry"])
-    RUNNER.check = {"version": "0.1", "torch": "2", "device": "cpu", "models_ok": False, "models_error": "no weights"}
+    SESSION.job = Job("regenerate", "clip.wav", 0, {}, "calm", ["", "angry"])
+    SESSION.check = {"version": "0.1", "torch": "2", "device": "cpu", "models_ok": False, "models_error": "no weights"}
     try:
         calls = _draw_all(bpy)
     finally:
-        RUNNER.batch = None
-        RUNNER.check = None
+        SESSION.job = None
+        SESSION.check = None
     assert ("operator", "avitalk.cancel") in calls and ("operator", "avitalk.generate") not in calls
     assert sum(1 for c in calls if c[0] == "progress") == 2  # panel and status bar
     assert any(c[0] == "label" and "no weights" in c[1] for c in calls)
+
+
+def test_panel_shows_the_backends_warnings_and_generate_reports_them(drawn):
+    bpy = drawn
+    from avitalk_blender import ops_generate
+    from avitalk_blender.session import SESSION
+
+    SESSION.message, SESSION.warnings = "New take 'calm'", ["the audio is silent: the instruction is neutral"]
+    try:
+        calls = _draw_all(bpy)
+
+        class Operator:
+            reports = []
+
+            def report(self, level, message):
+                self.reports.append((set(level), message))
+
+        op = Operator()
+        ops_generate._report_warnings(op)
+    finally:
+        SESSION.message, SESSION.warnings = "", []
+    assert ("label", "the audio is silent: the instruction is neutral") in calls
+    assert op.reports == [({'WARNING'}, "the audio is silent: the instruction is neutral")]

@@ -53,6 +53,11 @@ def default_head_path():
     return module("head").default_head_path()
 
 
-def user_errors() -> tuple:
-    """Exception types that carry a message meant for the artist."""
-    return (pickle_io().FlameFileError, motion().MotionFileError, ValueError, OSError)
+def errors():
+    """``backend.errors``: ``AviTalkError``, the base of every error the artist can fix (stdlib only)."""
+    return module("errors")
+
+
+def protocol():
+    """``backend.protocol``: message and request types, the protocol version, stage names, control ranges."""
+    return module("protocol")

@@ -2,7 +2,8 @@
 
 ``BackendProcess`` starts ``python -m backend serve`` in the backend's own
 interpreter, writes requests to its stdin and has one reader thread turn each
-stdout line into a dict on a queue. The reader thread only parses JSON and
+stdout line into a dict on a queue. The server's stderr goes to the log file,
+so a crash's traceback is kept. The reader thread only parses JSON and
 puts it on the queue: worker threads never touch ``bpy``. Nothing here blocks
 except ``start`` (which waits for nothing) and ``stop``.
 """
@@ -18,16 +19,17 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PROTOCOL = 1
+from . import backend_ref
+from .errors import AviTalkError
+
+protocol = backend_ref.protocol()
 DEVICES = ("auto", "cuda", "cpu")
 
 
-class BackendError(Exception):
+class BackendError(AviTalkError):
     """The backend is missing, crashed, hung, or refused a request; the message is for the artist."""
 
-    def __init__(self, message: str, code: str = "backend"):
-        super().__init__(message)
-        self.code = code
+    code = "backend"
 
 
 @dataclass
@@ -41,8 +43,8 @@ class BackendConfig:
     speech_model: str = ""           # local HuBERT / Whisper folder
     content_model: str = ""          # local wav2vec 2.0 folder
     llm: str = ""                    # local causal LM folder
-    log: str = ""
-    motion_dir: str = ""
+    log: str = ""                    # the server's log; its stderr (tracebacks) is appended here too
+    motion_dir: str = ""             # this Blender's private folder for motion files
     stall_timeout: float = 300.0     # seconds without any message while a request runs
     extra_env: dict = field(default_factory=dict)
 
@@ -79,11 +81,13 @@ class BackendProcess:
         env["PYTHONIOENCODING"] = "utf-8"
         env.pop("PYTHONHOME", None)  # Blender sets it for its own Python; the backend's must not inherit it
         flags = subprocess.CREATE_NO_WINDOW if sys.platform == "win32" else 0
+        self._stderr = _open_log(config.log)
         try:
             self.proc = subprocess.Popen(argv, cwd=root, env=env, stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                         stdout=subprocess.PIPE, stderr=self._stderr,
                                          encoding="utf-8", bufsize=1, creationflags=flags)
         except OSError as exc:
+            self._close_log()
             raise BackendError(f"the backend could not be started ({config.python}): {exc}", "no_backend") from exc
         self._reader = threading.Thread(target=self._read, name="avitalk-backend-reader", daemon=True)
         self._reader.start()
@@ -106,6 +110,7 @@ class BackendProcess:
                 message = {"type": "garbage", "line": line[:200]}
             self.messages.put(message)
         code = self.proc.wait()
+        self._close_log()
         self.messages.put({"type": "exit", "returncode": code})
 
     def send(self, request: dict) -> None:
@@ -136,3 +141,18 @@ class BackendProcess:
         if self.alive():
             self.proc.kill()
             self.proc.wait()
+
+    def _close_log(self) -> None:
+        if self._stderr not in (subprocess.DEVNULL, None):
+            self._stderr.close()
+
+
+def _open_log(path: str):
+    """The log file for the server's stderr, appended to; DEVNULL when no log is set or it cannot be opened."""
+    if not path:
+        return subprocess.DEVNULL
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "a", encoding="utf-8")
+    except OSError:
+        return subprocess.DEVNULL

@@ -8,11 +8,13 @@ through the span's ends, recursively. Every dropped key is then within
 
 import numpy as np
 
+from .errors import InputError
+
 
 def keep_mask(frames: np.ndarray, values: np.ndarray, tolerance: float) -> np.ndarray:
     """(N,) bool: keys to keep so that linear interpolation stays within ``tolerance``; ends always kept."""
     if tolerance < 0:
-        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+        raise InputError(f"tolerance must be >= 0, got {tolerance}")
     frames = np.asarray(frames, dtype=np.float64)
     values = np.asarray(values, dtype=np.float64)
     n = len(values)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import InputError
+
 RATE = 16000  # the backend's speech encoders work at 16 kHz
 
 
@@ -30,10 +32,10 @@ class StripAudio:
 
 
 def strips_extent(strips) -> tuple[int, int]:
-    """The frames the strips cover: (first audible frame, one past the last). ValueError without strips."""
+    """The frames the strips cover: (first audible frame, one past the last). InputError without strips."""
     strips = list(strips)
     if not strips:
-        raise ValueError("the scene has no sound strips: add one in the Video Sequencer, or choose an audio file")
+        raise InputError("the scene has no sound strips: add one in the Video Sequencer, or choose an audio file")
     return int(np.floor(min(s.frame_final_start for s in strips))), int(np.ceil(max(s.frame_final_end for s in strips)))
 
 
@@ -49,9 +51,9 @@ def resample_linear(samples: np.ndarray, rate: int, new_rate: int) -> np.ndarray
 def mix(strips, range_start: float, range_end: float, fps: float, rate: int = RATE) -> np.ndarray:
     """Mono mix of ``strips`` over timeline frames ``[range_start, range_end)`` at ``rate`` Hz, float32."""
     if not fps > 0:
-        raise ValueError(f"fps must be positive, got {fps}")
+        raise InputError(f"fps must be positive, got {fps}")
     if range_end <= range_start:
-        raise ValueError(f"the audio range is empty: frames {range_start} to {range_end}")
+        raise InputError(f"the audio range is empty: frames {range_start} to {range_end}")
     n_out = int(round((range_end - range_start) / fps * rate))
     out = np.zeros(n_out, dtype=np.float64)
     for strip in strips:

@@ -13,6 +13,8 @@ import dataclasses
 
 import numpy as np
 
+from .errors import InputError
+
 MOTION_ARRAYS = ("expression", "jaw_pose", "neck_pose", "global_pose", "eye_pose")
 DEFAULT_BLEND_SECONDS = 0.25
 
@@ -20,7 +22,7 @@ DEFAULT_BLEND_SECONDS = 0.25
 def segment_bounds(marker_frames, range_start: int, range_end: int) -> list[tuple[int, int]]:
     """Segments ``[(start, end), ...]`` of ``[range_start, range_end)`` cut at the markers strictly inside it."""
     if range_end <= range_start:
-        raise ValueError(f"the audio range is empty: frames {range_start} to {range_end}")
+        raise InputError(f"the audio range is empty: frames {range_start} to {range_end}")
     cuts = sorted({int(f) for f in marker_frames if range_start < f < range_end})
     edges = [int(range_start)] + cuts + [int(range_end)]
     return list(zip(edges[:-1], edges[1:]))
@@ -59,15 +61,15 @@ def blend_motions(motions, boundary_seconds, blend_seconds: float = DEFAULT_BLEN
     motions = list(motions)
     boundary_seconds = list(boundary_seconds)
     if not motions:
-        raise ValueError("no motions to blend")
+        raise InputError("no motions to blend")
     if len(boundary_seconds) != len(motions) - 1:
-        raise ValueError(f"{len(motions)} segments need {len(motions) - 1} joins, got {len(boundary_seconds)}")
+        raise InputError(f"{len(motions)} segments need {len(motions) - 1} joins, got {len(boundary_seconds)}")
     if list(boundary_seconds) != sorted(boundary_seconds):
-        raise ValueError("the joins must be in time order")
+        raise InputError("the joins must be in time order")
     first = motions[0]
     for m in motions[1:]:
         if m.n_frames != first.n_frames or m.fps != first.fps:
-            raise ValueError("the segments' motions differ in length or frame rate; generate them from the same audio")
+            raise InputError("the segments' motions differ in length or frame rate; generate them from the same audio")
     if len(motions) == 1:
         return first
     weights = segment_weights(first.n_frames, [s * first.fps for s in boundary_seconds], blend_seconds * first.fps)

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import backend_ref, rig_maths, timing
+from .errors import InputError
 
 # Blender clamps shape key values to their slider range, at most +-10.
 SHAPE_KEY_LIMIT = 10.0
@@ -22,17 +23,17 @@ class TakeData:
 def prepare_take(motion, n_expr_rig: int, fps: float, frame_start: int) -> TakeData:
     """Resample ``motion`` to ``fps`` and check it fits a rig with ``n_expr_rig`` expressions.
 
-    Raises ValueError when the motion has more expression channels than the rig,
+    Raises InputError when the motion has more expression channels than the rig,
     or values shape keys cannot hold.
     """
     n_expr = motion.expression.shape[1]
     if n_expr > n_expr_rig:
-        raise ValueError(f"the motion has {n_expr} expression channels, the rig only {n_expr_rig}; "
+        raise InputError(f"the motion has {n_expr} expression channels, the rig only {n_expr_rig}; "
                          "import a head with at least as many expressions")
     if not timing.same_fps(motion.fps, fps):
         motion = backend_ref.motion().resample(motion, fps)
     if np.any(np.abs(motion.expression) > SHAPE_KEY_LIMIT):
-        raise ValueError(f"expression coefficients beyond +-{SHAPE_KEY_LIMIT} cannot be shown by shape keys")
+        raise InputError(f"expression coefficients beyond +-{SHAPE_KEY_LIMIT} cannot be shown by shape keys")
     expression = np.zeros((motion.n_frames, n_expr_rig))  # (T, E_rig)
     expression[:, :n_expr] = motion.expression
     pose = rig_maths.full_pose(motion.global_pose, motion.neck_pose, motion.jaw_pose, motion.eye_pose)

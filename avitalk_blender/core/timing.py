@@ -4,11 +4,13 @@ import math
 
 import numpy as np
 
+from .errors import InputError
+
 
 def scene_fps(fps: int, fps_base: float) -> float:
     """Frames per second of a scene (``render.fps / render.fps_base``; 29.97 is 30 / 1.001)."""
     if fps <= 0 or not fps_base > 0:
-        raise ValueError(f"scene frame rate must be positive, got fps={fps}, fps_base={fps_base}")
+        raise InputError(f"scene frame rate must be positive, got fps={fps}, fps_base={fps_base}")
     return fps / fps_base
 
 

@@ -1,58 +1,27 @@
-"""Operators: thin translations between Blender and the rig/bake modules.
-
-``_run`` is the one place where the project's exceptions become an error report.
-"""
+"""Operators for the head: import a FLAME head as a rig, apply a motion file to it as a take."""
 
 import os
 
 import bpy
 import numpy as np
 
-from . import bake, preferences, rig
+from . import audio, preferences, rig, takes
 from .core import backend_ref, timing
-
-
-def _run(operator, work) -> set:
-    """Call ``work()``; a user-facing error becomes ``report({'ERROR'})`` + CANCELLED."""
-    try:
-        message = work()
-    except backend_ref.user_errors() as exc:
-        operator.report({'ERROR'}, str(exc))
-        return {'CANCELLED'}
-    if message:
-        operator.report({'INFO'}, message)
-    return {'FINISHED'}
-
-
-def rig_poll(cls, context) -> bool:
-    """Object Mode with an AVI-Talk FLAME rig (mesh or armature) active; says why not."""
-    if context.mode != 'OBJECT':
-        cls.poll_message_set("switch to Object Mode")
-        return False
-    if not rig.is_rig(context.active_object):
-        cls.poll_message_set("select an AVI-Talk FLAME head (mesh or armature)")
-        return False
-    return True
-
-
-def _sound_starts(scene):
-    editor = scene.sequence_editor
-    if editor is None:
-        return []
-    strips = editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all  # 5.0 / 4.x
-    return [strip.frame_start for strip in strips if strip.type == 'SOUND']
+from .core.errors import InputError
+from .ops_common import rig_poll, run
 
 
 def _load_shape(path: str):
+    """Identity coefficients from a .npy file, or None for the mean shape."""
     if not path:
         return None
     path = bpy.path.abspath(path)
     if not os.path.isfile(path):
-        raise ValueError(f"shape file not found: {path}")
+        raise InputError(f"shape file not found: {path}")
     try:
         return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"could not read shape coefficients from {path} (a .npy array): {exc}") from exc
+    except (OSError, ValueError, EOFError) as exc:
+        raise InputError(f"could not read shape coefficients from {path} (a .npy array): {exc}") from exc
 
 
 class AVITALK_OT_import_head(bpy.types.Operator):
@@ -71,7 +40,8 @@ class AVITALK_OT_import_head(bpy.types.Operator):
         description="Optional identity coefficients (.npy, up to the model's shape count); empty is the mean shape",
         subtype='FILE_PATH',
     )
-    name: bpy.props.StringProperty(name="Name", default="flame_head")
+    name: bpy.props.StringProperty(name="Name", description="Name of the new mesh (the armature gets '_rig')",
+                                   default="flame_head")
 
     @classmethod
     def poll(cls, context):
@@ -100,7 +70,7 @@ class AVITALK_OT_import_head(bpy.types.Operator):
             arm_obj.select_set(True)
             context.view_layer.objects.active = arm_obj
             return f"imported {os.path.basename(path)} as '{arm_obj.name}'"
-        return _run(self, work)
+        return run(self, work)
 
 
 class AVITALK_OT_apply_motion(bpy.types.Operator):
@@ -109,13 +79,15 @@ class AVITALK_OT_apply_motion(bpy.types.Operator):
     bl_label = "Apply Motion File"
     bl_options = {'REGISTER', 'UNDO'}
 
-    filepath: bpy.props.StringProperty(name="Motion File", subtype='FILE_PATH')
+    filepath: bpy.props.StringProperty(name="Motion File", description="AVI-Talk motion file (.npz)",
+                                       subtype='FILE_PATH')
     auto_start: bpy.props.BoolProperty(
         name="Start at Sound",
         description="Start at the first sound strip, else the scene start (ignores Frame Start)",
         default=True,
     )
-    frame_start: bpy.props.IntProperty(name="Frame Start", default=1)
+    frame_start: bpy.props.IntProperty(name="Frame Start", description="Timeline frame of the motion's first sample",
+                                       default=1)
     push_to_nla: bpy.props.BoolProperty(
         name="Push to NLA",
         description="Put the take on new NLA tracks instead of making it the active action",
@@ -129,16 +101,17 @@ class AVITALK_OT_apply_motion(bpy.types.Operator):
     def execute(self, context):
         def work():
             if not self.filepath:
-                raise ValueError("choose a motion file (.npz)")
+                raise InputError("choose a motion file (.npz)")
             path = bpy.path.abspath(self.filepath)
             rig.find_rig(context.active_object)  # a clear error before reading anything
             motion = backend_ref.motion().load_motion(path)
             scene = context.scene
-            start = (timing.default_frame_start(_sound_starts(scene), scene.frame_start)
+            start = (timing.default_frame_start(audio.sound_starts(scene), scene.frame_start)
                      if self.auto_start else self.frame_start)
-            take, n_frames = bake.apply_motion(context.active_object, motion, scene, start, self.push_to_nla, path)
-            return f"baked {n_frames} frames as take '{take}' from frame {start}"
-        return _run(self, work)
+            take = takes.make_take(scene, context.active_object, motion, start, {"avitalk_motion_file": path},
+                                   self.push_to_nla, path)
+            return f"baked take '{take}' from frame {start}"
+        return run(self, work)
 
     def invoke(self, context, event):
         settings = context.scene.avitalk

@@ -1,4 +1,4 @@
-"""One Generate or Regenerate as a plan of backend requests (bpy-free).
+"""One Generate or Regenerate: the job, a plan of backend requests (bpy-free).
 
 A clip may be split into segments, each with its own instruction ("" means
 the clip's instruction). Generate first asks the backend for the whole clip
@@ -13,11 +13,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from . import backend_ref
+from .errors import InputError
+
+protocol = backend_ref.protocol()
 GENERATE, REGENERATE = "generate", "regenerate"
 
 
 @dataclass
-class Batch:
+class Job:
+    """What the artist asked for and what has come back; the session sends its requests."""
+
     kind: str                          # GENERATE | REGENERATE
     audio: str                         # the mixed clip (WAV)
     seed: int
@@ -34,12 +40,13 @@ class Batch:
     stage1_ran: bool = False
     features_cached: list = field(default_factory=list)
     timings: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)  # the backend's warnings (silence, clipping, ...), once each
 
     def __post_init__(self):
         if self.kind not in (GENERATE, REGENERATE):
-            raise ValueError(f"unknown batch kind {self.kind!r}")
+            raise ValueError(f"unknown job kind {self.kind!r}")
         if self.kind == REGENERATE and not (self.instruction or "").strip():
-            raise ValueError("Regenerate needs an instruction: run Generate first, or type one")
+            raise InputError("Regenerate needs an instruction: run Generate first, or type one")
         if not self.segment_instructions:
             self.segment_instructions = [""]
 
@@ -54,7 +61,7 @@ class Batch:
     def first_requests(self) -> list:
         """``[(request type, fields), ...]`` to send now; pair each with its job via ``sent``."""
         if self.kind == GENERATE and self.instruction is None:
-            return [self._request("generate", None)]
+            return [self._request(protocol.GENERATE, None)]
         return self._missing()
 
     def _missing(self) -> list:
@@ -62,7 +69,7 @@ class Batch:
         for text in self.effective_instructions():
             if text not in self.motions and text not in self.pending.values() and text not in wanted:
                 wanted.append(text)
-        return [self._request("synthesize", text) for text in wanted]
+        return [self._request(protocol.SYNTHESIZE, text) for text in wanted]
 
     def sent(self, job_id: str, fields: dict) -> None:
         self.pending[job_id] = fields["instruction"]
@@ -74,6 +81,7 @@ class Batch:
         self.features_cached.append(bool(result.get("features_cached")))
         self.timings.append(result.get("timings", {}))
         self.lips = result.get("lip_seal") or self.lips
+        self.warnings += [str(w) for w in result.get("warnings") or [] if str(w) not in self.warnings]
         if asked is None:
             self.instruction = result["instruction"]
             self.inferred = bool(result.get("inferred", True))
@@ -101,5 +109,5 @@ class Batch:
     def motion_paths(self) -> list:
         """One motion file per segment, in order."""
         if not self.done:
-            raise ValueError("the batch is not finished")
+            raise ValueError("the job is not finished")
         return [self.motions[text] for text in self.effective_instructions()]
