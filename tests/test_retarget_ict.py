@@ -1,0 +1,108 @@
+"""Our motion on ICT-FaceKit's head, measured on its own vertices (skipped when the folder is absent)."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backend.head.components import EXPRESSION_INDEX, EXPRESSION_NAMES
+from backend.head.visemes import articulation
+from backend.phones import Segment
+from backend.retarget.arkit import ARKIT_INDEX, ARKIT_NAMES, arkit_weights
+from backend.retarget.ict import IctFolderError, load_ict
+
+ROOT = Path(__file__).resolve().parents[1]
+ICT = Path(os.environ.get("AVITALK_ICT_FACEKIT", ROOT.parent / "shared" / "ict-facekit" / "FaceXModel"))
+needs_ict = pytest.mark.skipif(not (ICT / "generic_neutral_mesh.obj").is_file(),
+                               reason=f"ICT-FaceKit's FaceXModel folder is not at {ICT} (set AVITALK_ICT_FACEKIT)")
+FPS = 25.0
+# Multi-PIE inner-lip landmarks: (upper, lower) pairs across the mouth's middle.
+INNER_LIPS = ((61, 67), (62, 66), (63, 65))
+
+
+@pytest.fixture(scope="module")
+def head():
+    return load_ict(ICT)
+
+
+def _motion(phones, n_frames, extra=None):
+    """Our head's articulation of ``phones`` as motion arrays (expression, jaw_pose, eye_pose)."""
+    channels, _ = articulation(phones, n_frames, FPS)
+    expression = np.zeros((n_frames, len(EXPRESSION_NAMES)))
+    for name, value in {**channels, **(extra or {})}.items():
+        if name != "jaw":
+            expression[:, EXPRESSION_INDEX[name]] = value
+    jaw = np.zeros((n_frames, 3))
+    jaw[:, 0] = channels["jaw"]
+    return expression, jaw, np.zeros((n_frames, 6))
+
+
+def _posed(head, weights, vertices):
+    """ICT's vertices (T, n, 3) under ARKit weights (T, 52)."""
+    names = [n for n in ARKIT_NAMES if n in head.deltas]
+    deltas = np.stack([head.deltas[n][vertices] for n in names])                # (K, n, 3)
+    w = weights[:, [ARKIT_INDEX[n] for n in names]]
+    return head.vertices[vertices][None] + np.einsum("tk,kvc->tvc", w, deltas)
+
+
+def _inner_gap_mm(head, weights):
+    """(T,) largest vertical opening between ICT's inner-lip landmarks; lips pressed past each other count 0."""
+    ids = np.array([head.landmarks[list(p)] for p in INNER_LIPS])              # (3, 2)
+    posed = _posed(head, weights, ids.ravel()).reshape(len(weights), len(ids), 2, 3)
+    gap = posed[:, :, 0, 1] - posed[:, :, 1, 1]
+    return 1000.0 * np.clip(gap, 0.0, None).max(axis=1)
+
+
+@needs_ict
+def test_folder_reads_as_a_head(head):
+    assert head.vertices.shape == (26719, 3) and head.face_sizes.sum() == len(head.face_vertices)
+    assert head.corner_uvs.shape == (len(head.face_vertices), 2)
+    assert set(head.deltas) == set(ARKIT_NAMES) - {"tongueOut"} and head.missing == ("tongueOut",)
+    assert 0.15 < np.ptp(head.vertices[:, 1]) < 0.4                          # metres, a human head
+    left, right = head.eye_centers
+    assert left[0] > 0.02 and right[0] < -0.02 and abs(left[1] - right[1]) < 1e-3
+    assert 0.3 < head.jaw_open_angle < 0.6 and head.jaw_axis[0] > 0.99
+    # the jaw pivot sits behind and below the eyes
+    assert head.jaw_pivot[1] < left[1] and head.jaw_pivot[2] < left[2]
+
+
+@needs_ict
+def test_lips_seal_on_a_bilabial_and_open_on_a_vowel(head):
+    phones = [Segment("SIL", 0.0, 0.2), Segment("M", 0.2, 0.32), Segment("AA", 0.32, 0.6), Segment("P", 0.6, 0.7),
+              Segment("AA", 0.7, 1.0), Segment("SIL", 1.0, 1.2)]
+    n = 30
+    weights = arkit_weights(*_motion(phones, n), EXPRESSION_NAMES)
+    gap = _inner_gap_mm(head, weights)
+    for p in (phones[1], phones[3]):
+        frame = int(round((p.start + p.end) / 2 * FPS))
+        assert gap[frame] < 1.0, (p.label, gap[frame])
+    for p in (phones[2], phones[4]):
+        frame = int(round((p.start + p.end) / 2 * FPS))
+        assert gap[frame] > 3.0, (p.label, gap[frame])
+
+
+@needs_ict
+def test_smile_raises_the_mouth_corners(head):
+    n = 10
+    rest = _motion([Segment("SIL", 0.0, 0.4)], n)
+    smile = _motion([Segment("SIL", 0.0, 0.4)], n, {"smile_L": np.linspace(0, 0.8, n), "smile_R": np.linspace(0, 0.8, n)})
+    corners = head.landmarks[[48, 54]]
+    lift = {}
+    for key, arrays in (("rest", rest), ("smile", smile)):
+        weights = arkit_weights(*arrays, EXPRESSION_NAMES)
+        lift[key] = 1000.0 * (_posed(head, weights, corners)[:, :, 1] - head.vertices[corners, 1])   # (T, 2) mm
+    assert np.all(np.abs(lift["rest"]) < 0.5)
+    assert np.all(lift["smile"][-1] > 3.0)                                     # both corners, clearly up
+    assert np.all(np.diff(lift["smile"], axis=0) > -1e-9)                      # and more as the smile grows
+
+
+def test_incomplete_folder_names_what_is_missing(tmp_path):
+    (tmp_path / "generic_neutral_mesh.obj").write_text("v 0 0 0\n")
+    (tmp_path / "jawOpen.obj").write_text("v 0 0 0\n")
+    with pytest.raises(IctFolderError) as err:
+        load_ict(tmp_path)
+    message = str(err.value)
+    assert "browDown_L.obj" in message and "found 2 OBJ files" in message and "jawOpen.obj" in message
+    with pytest.raises(IctFolderError, match="not a folder"):
+        load_ict(tmp_path / "nowhere")
