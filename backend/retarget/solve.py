@@ -98,3 +98,17 @@ def solve_weights(basis, targets, lower=0.0, upper=1.0, pairs=(), capped=(), set
         y = w_next + ((t - 1.0) / t_next) * (w_next - w)
         w, t = w_next, t_next
     return w
+
+
+def arkit_ties(keys) -> tuple[list, list]:
+    """For a rig's ARKit names in basis order: (left, right) index pairs and the (mouthClose, jawOpen) cap."""
+    from .arkit import split_side
+
+    index = {k: i for i, k in enumerate(keys)}
+    pairs = []
+    for k, i in index.items():
+        base, side = split_side(k)
+        if side == "Left" and base + "Right" in index:
+            pairs.append((i, index[base + "Right"]))
+    capped = [(index["mouthClose"], index["jawOpen"])] if "mouthClose" in index and "jawOpen" in index else []
+    return pairs, capped
