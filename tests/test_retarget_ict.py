@@ -106,3 +106,56 @@ def test_incomplete_folder_names_what_is_missing(tmp_path):
     assert "browDown_L.obj" in message and "found 2 OBJ files" in message and "jawOpen.obj" in message
     with pytest.raises(IctFolderError, match="not a folder"):
         load_ict(tmp_path / "nowhere")
+
+
+@pytest.fixture(scope="module")
+def matches(head):
+    from backend.flame.pickle_io import load_flame
+    from backend.head import default_head_path
+    from backend.retarget.compare import compare
+
+    return compare(load_flame(default_head_path()), head)
+
+
+@needs_ict
+def test_heads_align_on_their_landmarks(matches):
+    _, pairing = matches
+    assert 0.7 < pairing.scale < 1.1                                          # ICT's head is a little larger
+    assert pairing.info["landmark_residual_mm"].max() < 8.0
+    assert pairing.info["pairs"] > 0.5 * pairing.info["face_vertices"]
+
+
+@needs_ict
+@pytest.mark.parametrize("theirs, ours", [
+    ("eyeBlinkLeft", "blink_L"), ("eyeBlinkRight", "blink_R"), ("eyeWideLeft", "eye_wide_L"),
+    ("mouthSmileLeft", "smile_L"), ("mouthSmileRight", "smile_R"), ("mouthPucker", "pucker"),
+    ("mouthFunnel", "funnel"), ("jawOpen", "jaw_open"), ("jawLeft", "jaw_left"), ("mouthLeft", "mouth_left"),
+    ("mouthFrownLeft", "lip_corner_depress_L"), ("browOuterUpLeft", "brow_outer_raise_L"),
+    ("mouthShrugLower", "chin_raise"), ("mouthRollUpper", "upper_lip_roll_in"),
+])
+def test_table_rows_match_icts_shapes_best(matches, theirs, ours):
+    """The row's channel is the best-matching of all our channels for this ICT shape, and on the correct side."""
+    found = {m.arkit: m for m in matches[0]}[theirs]
+    assert found.best == ours and found.best_cosine > 0.6
+    if ours.endswith(("_L", "_R")):
+        other = ours[:-1] + ("R" if ours.endswith("L") else "L")
+        assert found.cosines[other] < 0.5 * found.best_cosine
+
+
+@needs_ict
+def test_solve_reproduces_a_mix_of_icts_correlated_shapes(head):
+    from backend.retarget.solve import SolveSettings, arkit_ties, solve_weights
+
+    keys = [n for n in ARKIT_NAMES if n in head.deltas]
+    face = head.part("face")
+    basis = np.stack([head.deltas[k][face].ravel() for k in keys], axis=1)  # (3F, K)
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(0, 1, size=(40, len(keys))) * (rng.uniform(size=(40, len(keys))) < 0.25)
+    pairs, capped = arkit_ties(keys)
+    close, jaw = capped[0]
+    truth[:, close] = np.minimum(truth[:, close], truth[:, jaw])
+    targets = truth @ basis.T
+    w = solve_weights(basis, targets, pairs=pairs, capped=capped, settings=SolveSettings(ridge=1e-7, iterations=1500))
+    error = np.linalg.norm((w @ basis.T - targets).reshape(40, -1, 3), axis=2)   # (T, F) metres
+    assert error.max() < 1e-3                                                    # every vertex within 1 mm
+    assert np.sqrt(np.mean(error ** 2)) < 1e-4
