@@ -71,21 +71,46 @@ TABLE = {
     "jawForward": (("jaw_forward", 1.0),),
     "mouthClose": (("jaw_open_lips_closed", MOUTH_CLOSE_GAIN),),
     "mouthFunnel": (("funnel", 1.0),),
-    "mouthPucker": (("pucker", 1.0), ("upper_lip_roll_out", 0.17)),
+    "mouthPucker": (("pucker", 1.0),),
     "mouthLeft": (("mouth_left", 1.0),), "mouthRight": (("mouth_right", 1.0),),
     **_sided("mouthSmile", "smile"), **_sided("mouthDimple", "dimple"), **_sided("mouthStretch", "lip_stretch"),
     **_sided("mouthPress", "lip_press"), **_sided("mouthUpperUp", "upper_lip_raise"),
-    "mouthRollLower": (("lower_lip_roll_in", 1.0), ("lower_lip_tuck", 0.24), ("lip_tighten", 0.08)),
-    "mouthRollUpper": (("upper_lip_roll_in", 1.0), ("lip_tighten", 0.08)),
-    "mouthShrugLower": (("chin_raise", 1.0), ("lower_lip_roll_out", 0.14)),
-    "mouthShrugUpper": (("mouth_up", 0.61), ("jaw_open_lips_stretch", 0.35), ("lips_part", 0.27),
-                        ("upper_lip_roll_out", 0.25), ("lower_lip_tuck", 0.14)),
+    **_sided("mouthFrown", "lip_corner_depress"), **_sided("mouthLowerDown", "lower_lip_depress"),
+    "mouthRollLower": (("lower_lip_roll_in", 1.0),), "mouthRollUpper": (("upper_lip_roll_in", 1.0),),
+    "mouthShrugLower": (("chin_raise", 1.0),),
+    "mouthShrugUpper": (),
     "tongueOut": (),
 }
-for _side, _suffix in _SIDES.items():
-    TABLE["mouthFrown" + _side] = (("lip_corner_depress" + _suffix, 1.0), ("mouth_down", 0.75))
-    TABLE["mouthLowerDown" + _side] = (("lower_lip_depress" + _suffix, 1.0), ("jaw_open_lips_stretch", 0.25),
-                                      ("lips_part", 0.23), ("chin_lower", 0.1), ("lower_lip_roll_out", 0.1))
+
+# Components ARKit has no name for, as the non-negative mix of ICT's shapes that best reproduces each one's
+# displacement field (compare.fit_on_arkit; weights under 0.06 dropped, sides averaged, mouthClose and
+# opposite jawLeft/jawRight pairs left out). These rows are added to TABLE.
+SPREAD = {
+    "lips_part": (("mouthShrugUpper", 0.27), ("mouthLowerDownLeft", 0.23), ("mouthLowerDownRight", 0.23),
+                  ("mouthPressLeft", 0.12), ("mouthPressRight", 0.12)),
+    "jaw_open_lips_stretch": (("mouthShrugUpper", 0.35), ("mouthLowerDownLeft", 0.25), ("mouthLowerDownRight", 0.25),
+                              ("mouthPressLeft", 0.14), ("mouthPressRight", 0.14), ("mouthRollUpper", 0.11),
+                              ("mouthRollLower", 0.07)),
+    "lower_lip_tuck": (("mouthRollLower", 0.24), ("mouthShrugUpper", 0.14), ("mouthDimpleLeft", 0.06),
+                       ("mouthDimpleRight", 0.06)),
+    "lip_tighten": (("mouthLeft", 0.08), ("mouthRight", 0.08), ("mouthRollUpper", 0.08), ("mouthRollLower", 0.07)),
+    "chin_lower": (("mouthLowerDownLeft", 0.10), ("mouthLowerDownRight", 0.10)),
+    "mouth_up": (("mouthShrugUpper", 0.61), ("noseSneerLeft", 0.1), ("noseSneerRight", 0.1), ("mouthRollLower", 0.08),
+                 ("mouthSmileLeft", 0.07), ("mouthSmileRight", 0.07), ("mouthPressLeft", 0.06),
+                 ("mouthPressRight", 0.06)),
+    "mouth_down": (("mouthFrownLeft", 0.75), ("mouthFrownRight", 0.75), ("mouthPressLeft", 0.33),
+                   ("mouthPressRight", 0.33), ("mouthLowerDownLeft", 0.19), ("mouthLowerDownRight", 0.19),
+                   ("mouthPucker", 0.11), ("jawOpen", 0.10)),
+    "lower_lip_roll_out": (("mouthShrugLower", 0.14), ("mouthLowerDownLeft", 0.10), ("mouthLowerDownRight", 0.10),
+                           ("jawForward", 0.06)),
+    "upper_lip_roll_out": (("mouthShrugUpper", 0.25), ("mouthPucker", 0.17), ("mouthStretchLeft", 0.12),
+                           ("mouthStretchRight", 0.12)),
+}
+GEOMETRIC = tuple(SPREAD)
+for _component, _row in SPREAD.items():
+    for _name, _gain in _row:
+        TABLE[_name] = TABLE[_name] + ((_component, _gain),)
+
 # Our components no ARKit shape reproduces (more than 60 % of the field left over on ICT): not driven.
 UNMAPPED = ("cheek_suck", "nostril_flare", "jaw_clench")
 # ARKit shapes none of our channels drive: we have no tongue.

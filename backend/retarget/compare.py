@@ -173,3 +173,57 @@ def fit_on_arkit(model, head: IctHead, channels, pairing: Pairing | None = None)
         left = float(np.sum((basis @ row - y) ** 2) / max(np.sum(y * y), 1e-30))
         out[c] = (mix, left)
     return out
+
+
+def table_residuals(model, head: IctHead, channels, pairing: Pairing | None = None) -> dict:
+    """Share of each of our channels' field that the table's ARKit mix (at channel value 1) leaves unexplained."""
+    from .arkit import TABLE
+
+    pairing = pairing or pair_heads(model, head)
+    fields = our_fields(model)
+    out = {}
+    for c in channels:
+        y = fields[c][pairing.ours].ravel()
+        mix = sum((g * pairing.ict_field(head.deltas[a]) for a, row in TABLE.items() if a in head.deltas
+                   for ch, g in row if ch == c), np.zeros_like(y))
+        out[c] = float(np.sum((mix - y) ** 2) / max(np.sum(y * y), 1e-30))
+    return out
+
+
+def report(folder) -> str:
+    """The check's figures as Markdown: alignment, each ARKit row against ICT, the geometric rows' fits."""
+    from ..flame.pickle_io import load_flame
+    from ..head import default_head_path
+    from .arkit import GEOMETRIC, TABLE, UNMAPPED
+    from .ict import load_ict
+
+    model = load_flame(default_head_path())
+    head = load_ict(folder)
+    matches, pairing = compare(model, head)
+    info = pairing.info
+    lines = [f"Alignment: scale {info['scale']:.3f} (ICT to ours), landmark residuals "
+             + ", ".join(f"{r:.1f}" for r in info["landmark_residual_mm"])
+             + f" mm (eyes L R, mouth corners L R, nose tip, chin); {info['pairs']} of {info['face_vertices']} "
+             f"ICT face vertices within {PAIR_REACH * 1000:.0f} mm of our skin.", "",
+             "| ARKit | table row | cosine of its first channel | best of our channels (cosine) |",
+             "|---|---|---|---|"]
+    for m in matches:
+        row = ", ".join(f"{c} x{g:g}" for c, g in TABLE[m.arkit])
+        first = TABLE[m.arkit][0][0]
+        lines.append(f"| {m.arkit} | {row} | {m.cosines.get(first, float('nan')):.2f} | {m.best} ({m.best_cosine:.2f}) |")
+    geometric = list(GEOMETRIC) + list(UNMAPPED) + ["jaw_open_lips_closed", "lip_press_L"]
+    fits = fit_on_arkit(model, head, geometric, pairing)
+    table_left = table_residuals(model, head, geometric, pairing)
+    lines += ["", "| our channel | non-negative fit on ICT's shapes (weights > 0.05) | left unexplained: fit | "
+              "left unexplained: table |", "|---|---|---|---|"]
+    for c in geometric:
+        mix, left = fits[c]
+        lines.append(f"| {c} | " + ", ".join(f"{n} {w:.2f}" for n, w in mix if w > 0.05)
+                     + f" | {left:.0%} | {table_left[c]:.0%} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(report(sys.argv[1]))
