@@ -67,19 +67,23 @@ def test_folder_reads_as_a_head(head):
     assert head.jaw_pivot[1] < left[1] and head.jaw_pivot[2] < left[2]
 
 
-@needs_ict
-def test_lips_seal_on_a_bilabial_and_open_on_a_vowel(head):
-    phones = [Segment("SIL", 0.0, 0.2), Segment("M", 0.2, 0.32), Segment("AA", 0.32, 0.6), Segment("P", 0.6, 0.7),
-              Segment("AA", 0.7, 1.0), Segment("SIL", 1.0, 1.2)]
-    n = 30
-    weights = arkit_weights(*_motion(phones, n), EXPRESSION_NAMES)
-    gap = _inner_gap_mm(head, weights)
+PHONES = [Segment("SIL", 0.0, 0.2), Segment("M", 0.2, 0.32), Segment("AA", 0.32, 0.6), Segment("P", 0.6, 0.7),
+          Segment("AA", 0.7, 1.0), Segment("SIL", 1.0, 1.2)]
+
+
+def _check_seal_and_opening(gap, phones=PHONES):
     for p in (phones[1], phones[3]):
         frame = int(round((p.start + p.end) / 2 * FPS))
         assert gap[frame] < 1.0, (p.label, gap[frame])
     for p in (phones[2], phones[4]):
         frame = int(round((p.start + p.end) / 2 * FPS))
         assert gap[frame] > 3.0, (p.label, gap[frame])
+
+
+@needs_ict
+def test_lips_seal_on_a_bilabial_and_open_on_a_vowel(head):
+    weights = arkit_weights(*_motion(PHONES, 30), EXPRESSION_NAMES)
+    _check_seal_and_opening(_inner_gap_mm(head, weights))
 
 
 @needs_ict
@@ -159,3 +163,15 @@ def test_solve_reproduces_a_mix_of_icts_correlated_shapes(head):
     error = np.linalg.norm((w @ basis.T - targets).reshape(40, -1, 3), axis=2)   # (T, F) metres
     assert error.max() < 1e-3                                                    # every vertex within 1 mm
     assert np.sqrt(np.mean(error ** 2)) < 1e-4
+
+
+@needs_ict
+def test_solve_path_seals_and_opens_the_lips_too(head, matches):
+    from backend.flame.pickle_io import load_flame
+    from backend.head import default_head_path
+    from backend.retarget.transfer import solve_on_ict
+
+    weights = solve_on_ict(load_flame(default_head_path()), head, *_motion(PHONES, 30), pairing=matches[1])
+    assert weights.min() >= 0.0 and weights.max() <= 1.0
+    assert np.all(weights[:, ARKIT_INDEX["mouthClose"]] <= weights[:, ARKIT_INDEX["jawOpen"]] + 1e-9)
+    _check_seal_and_opening(_inner_gap_mm(head, weights))
