@@ -76,3 +76,27 @@ def test_motion_file_arrays_map_frame_by_frame():
         arkit_weights(motion.expression, motion.jaw_pose, np.zeros((5, 3)), EXPRESSION_NAMES)
     with pytest.raises(AviTalkError, match="named components"):
         arkit_weights(np.zeros((5, 60)), motion.jaw_pose, motion.eye_pose, EXPRESSION_NAMES)
+
+
+def test_retarget_package_needs_only_numpy_and_the_blender_safe_backend():
+    """Blender's Python imports backend.retarget: no torch, no bpy, no scipy at module level or inside functions."""
+    import ast
+    from pathlib import Path
+
+    allowed = ("numpy", "backend.errors", "backend.motion", "backend.flame", "backend.head.components",
+               "backend.retarget")
+    folder = Path(__file__).resolve().parents[1] / "backend" / "retarget"
+    found = set()
+    for path in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = "backend.retarget" if node.level == 1 else "backend" if node.level == 2 else ""
+                module = ".".join(p for p in (base, node.module) if p)
+                found.update(f"{module}.{a.name}" if node.level else module for a in node.names)
+    import sys
+    third_party = {n for n in found if n.split(".")[0] not in sys.stdlib_module_names}
+    bad = {n for n in third_party if not any(n == a or n.startswith(a + ".") for a in allowed)}
+    # the check's command-line entry builds our default head to compare with
+    assert bad == {"backend.head.default_head_path"}, bad

@@ -190,14 +190,11 @@ def table_residuals(model, head: IctHead, channels, pairing: Pairing | None = No
     return out
 
 
-def report(folder) -> str:
+def report(model, folder) -> str:
     """The check's figures as Markdown: alignment, each ARKit row against ICT, the geometric rows' fits."""
-    from ..flame.pickle_io import load_flame
-    from ..head import default_head_path
     from .arkit import GEOMETRIC, TABLE, UNMAPPED
     from .ict import load_ict
 
-    model = load_flame(default_head_path())
     head = load_ict(folder)
     matches, pairing = compare(model, head)
     info = pairing.info
@@ -223,7 +220,10 @@ def report(folder) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":   # python -m backend.retarget.compare ICT_FACEXMODEL_FOLDER
     import sys
 
-    print(report(sys.argv[1]))
+    from ..flame.pickle_io import load_flame
+    from ..head import default_head_path
+
+    print(report(load_flame(default_head_path()), sys.argv[1]))
