@@ -206,8 +206,9 @@ def report(model, folder) -> str:
              "|---|---|---|---|"]
     for m in matches:
         row = ", ".join(f"{c} x{g:g}" for c, g in TABLE[m.arkit])
-        first = TABLE[m.arkit][0][0]
-        lines.append(f"| {m.arkit} | {row} | {m.cosines.get(first, float('nan')):.2f} | {m.best} ({m.best_cosine:.2f}) |")
+        first = m.cosines.get(TABLE[m.arkit][0][0])
+        first = "n/a" if first is None else f"{first:.2f}"
+        lines.append(f"| {m.arkit} | {row} | {first} | {m.best} ({m.best_cosine:.2f}) |")
     geometric = list(GEOMETRIC) + list(UNMAPPED) + ["jaw_open_lips_closed", "lip_press_L"]
     fits = fit_on_arkit(model, head, geometric, pairing)
     table_left = table_residuals(model, head, geometric, pairing)
