@@ -51,7 +51,8 @@ def test_jaw_and_eye_rotations():
     assert _pose(jaw=(0, -JAW_SIDE_RADIANS, 0))[ARKIT_INDEX["jawRight"]] == pytest.approx(1.0)
     a = EYE_LOOK_RADIANS
     w = _pose(left=(a, 0, 0), right=(-a, 0, 0))                                  # +X turns the gaze down
-    assert w[ARKIT_INDEX["eyeLookDownLeft"]] == pytest.approx(1) and w[ARKIT_INDEX["eyeLookUpRight"]] == pytest.approx(1)
+    assert w[ARKIT_INDEX["eyeLookDownLeft"]] == pytest.approx(1)
+    assert w[ARKIT_INDEX["eyeLookUpRight"]] == pytest.approx(1)
     w = _pose(left=(0, a, 0), right=(0, a, 0))                                   # both look toward the character's left
     assert w[ARKIT_INDEX["eyeLookOutLeft"]] == pytest.approx(1) and w[ARKIT_INDEX["eyeLookInRight"]] == pytest.approx(1)
     assert w.sum() == pytest.approx(2.0)

@@ -90,7 +90,8 @@ def test_lips_seal_on_a_bilabial_and_open_on_a_vowel(head):
 def test_smile_raises_the_mouth_corners(head):
     n = 10
     rest = _motion([Segment("SIL", 0.0, 0.4)], n)
-    smile = _motion([Segment("SIL", 0.0, 0.4)], n, {"smile_L": np.linspace(0, 0.8, n), "smile_R": np.linspace(0, 0.8, n)})
+    ramp = np.linspace(0, 0.8, n)
+    smile = _motion([Segment("SIL", 0.0, 0.4)], n, {"smile_L": ramp, "smile_R": ramp})
     corners = head.landmarks[[48, 54]]
     lift = {}
     for key, arrays in (("rest", rest), ("smile", smile)):

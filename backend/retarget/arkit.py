@@ -17,7 +17,8 @@ import numpy as np
 from ..errors import RequestError
 
 ARKIT_NAMES = (
-    "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft", "eyeSquintLeft", "eyeWideLeft",
+    "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft", "eyeSquintLeft",
+    "eyeWideLeft",
     "eyeBlinkRight", "eyeLookDownRight", "eyeLookInRight", "eyeLookOutRight", "eyeLookUpRight", "eyeSquintRight",
     "eyeWideRight", "jawForward", "jawLeft", "jawRight", "jawOpen", "mouthClose", "mouthFunnel", "mouthPucker",
     "mouthLeft", "mouthRight", "mouthSmileLeft", "mouthSmileRight", "mouthFrownLeft", "mouthFrownRight",
@@ -148,7 +149,8 @@ def arkit_weights(expression, jaw_pose, eye_pose, names) -> np.ndarray:
     n = expression.shape[0]
     jaw_pose, eye_pose = np.asarray(jaw_pose), np.asarray(eye_pose)
     if jaw_pose.shape != (n, 3) or eye_pose.shape != (n, 6):
-        raise RequestError(f"jaw_pose must be ({n}, 3) and eye_pose ({n}, 6), got {jaw_pose.shape} and {eye_pose.shape}")
+        raise RequestError(f"jaw_pose must be ({n}, 3) and eye_pose ({n}, 6), "
+                           f"got {jaw_pose.shape} and {eye_pose.shape}")
     channels = {name: expression[:, i] for i, name in enumerate(names[: expression.shape[1]])}
     channels.update(pose_channels(jaw_pose, eye_pose))
     zero = np.zeros(n)

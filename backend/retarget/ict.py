@@ -89,7 +89,8 @@ def read_obj(path, faces: bool = True) -> ObjMesh:
     verts = _floats([ln[2:] for ln in lines if ln.startswith("v ")], 3, path.name)
     if not faces:
         return ObjMesh(verts)
-    uvs = _floats([ln[3:] for ln in lines if ln.startswith("vt ")], 2, path.name) if "\nvt " in text else np.zeros((0, 2))
+    uv_lines = [ln[3:] for ln in lines if ln.startswith("vt ")]
+    uvs = _floats(uv_lines, 2, path.name) if uv_lines else np.zeros((0, 2))
     sizes, corners, corner_uvs = [], [], []
     for ln in lines:
         if not ln.startswith("f "):
@@ -102,7 +103,7 @@ def read_obj(path, faces: bool = True) -> ObjMesh:
             corner_uvs.append(int(fields[1]) if len(fields) > 1 and fields[1] else 0)
     corners = np.array(corners, dtype=np.int64)
     corner_uvs = np.array(corner_uvs, dtype=np.int64)
-    corners = np.where(corners < 0, len(verts) + corners, corners - 1)        # OBJ counts from 1; negatives from the end
+    corners = np.where(corners < 0, len(verts) + corners, corners - 1)      # OBJ counts from 1, negatives from the end
     corner_uvs = np.where(corner_uvs < 0, len(uvs) + corner_uvs, corner_uvs - 1)
     if corners.size and (corners.min() < 0 or corners.max() >= len(verts)):
         raise IctFolderError(f"{path.name}: a face names a vertex that is not in the file")
@@ -139,10 +140,11 @@ def _check_folder(folder: Path) -> None:
     missing = sorted(w for w in wanted if not (folder / w).is_file())
     if missing:
         found = sorted(p.name for p in folder.glob("*.obj"))
+        listed = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
         raise IctFolderError(
             f"{folder} is not a complete ICT-FaceKit FaceXModel folder: missing {', '.join(missing[:8])}"
             + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
-            + f"; found {len(found)} OBJ files" + (f" ({', '.join(found[:5])}{', ...' if len(found) > 5 else ''})" if found else ""))
+            + f"; found {len(found)} OBJ files" + (f" ({listed})" if found else ""))
 
 
 def fit_sphere(points: np.ndarray) -> np.ndarray:
