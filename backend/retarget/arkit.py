@@ -18,9 +18,8 @@ from ..errors import RequestError
 
 ARKIT_NAMES = (
     "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft", "eyeSquintLeft",
-    "eyeWideLeft",
-    "eyeBlinkRight", "eyeLookDownRight", "eyeLookInRight", "eyeLookOutRight", "eyeLookUpRight", "eyeSquintRight",
-    "eyeWideRight", "jawForward", "jawLeft", "jawRight", "jawOpen", "mouthClose", "mouthFunnel", "mouthPucker",
+    "eyeWideLeft", "eyeBlinkRight", "eyeLookDownRight", "eyeLookInRight", "eyeLookOutRight", "eyeLookUpRight",
+    "eyeSquintRight", "eyeWideRight", "jawForward", "jawLeft", "jawRight", "jawOpen", "mouthClose", "mouthFunnel", "mouthPucker",
     "mouthLeft", "mouthRight", "mouthSmileLeft", "mouthSmileRight", "mouthFrownLeft", "mouthFrownRight",
     "mouthDimpleLeft", "mouthDimpleRight", "mouthStretchLeft", "mouthStretchRight", "mouthRollLower", "mouthRollUpper",
     "mouthShrugLower", "mouthShrugUpper", "mouthPressLeft", "mouthPressRight", "mouthLowerDownLeft",
@@ -41,6 +40,7 @@ def split_side(name: str) -> tuple[str, str | None]:
             if name.endswith(side):
                 return name[: -len(side)], side
     return name, None
+
 
 # Jaw and eye angles of a full ARKit weight, radians. jawOpen: ICT-FaceKit's jawOpen turns its lower teeth by
 # 0.44 rad about +X. Sideways: our jaw turned 0.1 rad about Y moves the chin about as far as ICT's jawLeft.
