@@ -123,7 +123,7 @@ class Server:
             try:
                 request = self.parse(line)
             except RequestError as exc:
-                self.error(None, exc)
+                self.error(getattr(exc, "rid", None), exc)  # the id when it is a usable one, so the client's job ends
                 continue
             kind = request["type"]
             if kind == P.CANCEL:
@@ -155,12 +155,16 @@ class Server:
             request = json.loads(line)
         except (ValueError, RecursionError) as exc:  # json's own errors, and nesting deeper than it can read
             raise RequestError(f"unreadable request ({type(exc).__name__}): {excerpt(line)}") from None
-        if not isinstance(request, dict) or not isinstance(request.get("type"), str):
+        if not isinstance(request, dict):
             raise RequestError(f"a request is a JSON object with a 'type', got {excerpt(line)}")
-        kind, rid = request["type"], request.get("id")
-        if kind in P.WORK_REQUESTS or kind not in P.REQUESTS:
-            if not isinstance(rid, str) or not rid or len(rid) > MAX_ID:
-                raise RequestError(f"a request's 'id' must be text of 1 to {MAX_ID} characters, got {excerpt(rid)}")
+        kind, rid = request.get("type"), request.get("id")
+        good_id = isinstance(rid, str) and 0 < len(rid) <= MAX_ID
+        if not isinstance(kind, str):
+            error = RequestError(f"a request's 'type' must be one of {', '.join(P.REQUESTS)}, got {excerpt(kind)}")
+            error.rid = rid if good_id else None
+            raise error
+        if (kind in P.WORK_REQUESTS or kind not in P.REQUESTS) and not good_id:
+            raise RequestError(f"a request's 'id' must be text of 1 to {MAX_ID} characters, got {excerpt(rid)}")
         return request
 
     # ---- worker ---------------------------------------------------------------------

@@ -378,3 +378,75 @@ def test_stage1_reads_the_dialogue_text_or_what_whisper_heard(pipe, monkeypatch)
     assert pipe.analyze(audio, transcript="Che bello vederti.", language="it").words == "" and seen[-1] is None  # English words only: the speech alone
     monkeypatch.setattr(pipe, "_transcriber", CountingTranscriber(error=RuntimeError("ctranslate2 exploded")))
     assert pipe.analyze(load_audio((speech(1.0, seed=32), 16000))).words == "" and seen[-1] is None
+
+
+# ---- bad input (issue 24) -------------------------------------------------------------
+
+
+def test_digital_silence_skips_stage1_and_says_so(pipe):
+    from backend.pipeline import SILENT_INSTRUCTION
+
+    audio = load_audio((np.zeros(16000 * 2, dtype=np.float32), 16000))
+    runs = pipe.stats["stage1_runs"]
+    analysis = pipe.analyze(audio)
+    assert analysis.instruction == SILENT_INSTRUCTION and pipe.stats["stage1_runs"] == runs
+    assert any("nobody speaks" in w for w in analysis.warnings) and any("silent" in w for w in analysis.warnings)
+    result = pipe.generate(audio, seed=0)
+    assert result.inferred and result.instruction == SILENT_INSTRUCTION and any("nobody speaks" in w for w in result.warnings)
+
+
+@pytest.mark.parametrize("text, clean", [
+    ("A hap\u200bpy\x00 man.", "A happy man."),
+    ("A happy 😀 woman, \x07slight smile.", "A happy woman, slight smile."),
+    ("An \u202eangry\u2060 man.", "An angry man."),
+    ("Une femme très fâchée.", "Une femme très fâchée."),
+])
+def test_instructions_lose_control_and_invisible_characters(text, clean):
+    assert check_instruction(text) == clean
+
+
+@pytest.mark.parametrize("text", ["一个愤怒的男人，眉头紧锁。", "رجل غاضب جدا", "Очень злой мужчина."])
+def test_instructions_in_another_script_are_refused(text):
+    with pytest.raises(InstructionError, match="read in English"):
+        check_instruction(text)
+
+
+def test_seeds_and_absurd_transcripts_are_refused_before_the_run(pipe, monkeypatch):
+    from backend.errors import RequestError
+
+    monkeypatch.setattr("backend.pipeline.time_lips", lambda *a, **k: pytest.fail("aligned an absurd transcript"))
+    audio = load_audio((speech(1.0, seed=41), 16000))
+    runs = pipe.stats["stage2_runs"]
+    for seed in (-1, 2**31, 2**70, True, 1.5):
+        with pytest.raises(RequestError, match="seed"):
+            pipe.generate(audio, instruction="A calm man.", seed=seed)
+    with pytest.raises(RequestError, match="400 words"):
+        pipe.generate(audio, instruction="A calm man.", transcript=" ".join(["word"] * 400))
+    assert pipe.stats["stage2_runs"] == runs
+
+
+def test_lip_timing_reports_progress_while_it_works(pipe, monkeypatch):
+    import threading
+
+    from backend.speech.lips import LipTiming
+
+    beat = threading.Event()
+    monkeypatch.setattr("backend.pipeline.HEARTBEAT_S", 0.01)
+
+    def slow_alignment(*args, **kwargs):
+        assert beat.wait(60), "no progress while the lips were timed"
+        return LipTiming([], "none", "", ["test"])
+
+    monkeypatch.setattr("backend.pipeline.time_lips", slow_alignment)
+    seen = []
+
+    def progress(stage, fraction):
+        seen.append((stage, fraction))
+        if stage == "lip_seal" and 0.0 < fraction < 1.0:
+            beat.set()
+
+    audio = load_audio((speech(1.0, seed=42), 16000))
+    result = pipe.generate(audio, instruction="A calm man.", transcript="Bob made a map.", progress=progress)
+    assert beat.is_set() and result.lips.notes == ["test"]
+    fractions = [f for s, f in seen if s == "lip_seal"]
+    assert fractions == sorted(fractions) and all(0.0 <= f <= 1.0 for f in fractions)
