@@ -75,8 +75,9 @@ class Stdin(io.StringIO):
     def __init__(self, text, out, timeout):
         super().__init__(text)
         self.out, self.deadline = out, time.monotonic() + timeout
-        self.ids = {r["id"] for r in map(_loads, text.splitlines())
-                    if isinstance(r, dict) and isinstance(r.get("id"), str) and r.get("type") in P.WORK_REQUESTS}
+        self.ids = {r["id"] for r in map(_loads, (line for line in text.splitlines() if len(line) <= MAX_LINE))
+                    if isinstance(r, dict) and isinstance(r.get("id"), str) and 0 < len(r["id"]) <= 200
+                    and r.get("type") in P.WORK_REQUESTS}
 
     def readline(self, limit=-1):
         line = super().readline(limit)
