@@ -58,7 +58,7 @@ MAX_WORDS_PER_SECOND = 10.0  # fast speech is about 4 words a second
 HEARTBEAT_S = 2.0             # progress messages while a long step (speech recognition, lip timing) works
 
 __all__ = ["Cancelled", "Pipeline", "PipelineConfig", "PipelineError", "Analysis", "Synthesis", "GenerateResult",
-           "check_instruction", "check_transcript", "check_output"]
+           "check_instruction", "check_output", "check_seed", "check_transcript"]
 
 
 class PipelineError(ModelError):

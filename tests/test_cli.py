@@ -1,6 +1,5 @@
 """The CLI as a thin shell: input checked before any model loads, the error family as one line, bugs as tracebacks."""
 
-import numpy as np
 import pytest
 import soundfile as sf
 

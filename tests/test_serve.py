@@ -19,7 +19,7 @@ import pytest
 import soundfile as sf
 
 from backend import protocol as P
-from backend.errors import InstructionError, RequestError
+from backend.errors import RequestError
 from backend.motion import Motion, load_motion
 from backend.pipeline import Analysis, GenerateResult, check_instruction
 from backend.refine.controls import MotionControls
