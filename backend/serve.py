@@ -243,6 +243,8 @@ class Server:
             seed = _seed(request)
             controls = _controls(request.get("controls"))
             output = _text(request, "output", MAX_PATH)
+            if output and not os.path.isabs(output):  # the server's working folder means nothing to the client
+                raise RequestError(f"'output' must be an absolute path, got {excerpt(output)}")
             output = check_output(output, audio_path) if output else None
 
         from .audio import load_audio

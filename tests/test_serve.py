@@ -145,7 +145,7 @@ def test_a_cancel_whose_target_is_not_text_is_refused(target, wav, tmp_path):
     ("controls", {"intensity": "high"}, "must be a number"), ("controls", {"wobble": 1.0}, "unknown control"),
     ("controls", {"blinks": "no"}, "true or false"), ("controls", [1, 2], "'controls'"),
     ("instruction", 5, "'instruction' must be text"), ("transcript", ["a"], "'transcript'"), ("language", 7, "'language'"),
-    ("output", 3, "'output'"), ("audio", None, "'audio'"),
+    ("output", 3, "'output'"), ("output", "take.npz", "absolute path"), ("audio", None, "'audio'"),
 ])
 def test_bad_fields_are_bad_requests_with_a_clear_message(field, value, words, wav, tmp_path):
     fake = FakePipeline()
@@ -243,7 +243,7 @@ FIELDS = ("id", "type", "audio", "instruction", "seed", "controls", "transcript"
 def random_value(rng: random.Random, wav: str, depth: int = 0):
     choices = [None, True, False, 0, -1, 2**63, -(2**70), 10**30, 1.5, -0.0, float("nan"), float("inf"), float("-inf"),
                "", "x" * rng.choice((1, 200, 5000)), "\x00\x07\u200b\u202e", "A calm man. 😀", wav, "/nonexistent.wav",
-               "../../etc/passwd", "一个愤怒的男人"]
+               "../escape.npz", "relative.npz", "一个愤怒的男人"]
     if depth < 2:
         choices += [[random_value(rng, wav, depth + 1) for _ in range(rng.randint(0, 3))],
                     {rng.choice(FIELDS + tuple(P.CONTROL_RANGES) + ("blinks",)): random_value(rng, wav, depth + 1)
@@ -251,7 +251,9 @@ def random_value(rng: random.Random, wav: str, depth: int = 0):
     return rng.choice(choices)
 
 
-def test_fuzz_the_protocol(wav, tmp_path):
+def test_fuzz_the_protocol(wav, tmp_path, monkeypatch):
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")  # relative paths in the fuzz stay inside the test's folder
     rng = random.Random(24)
     lines, ids = [], []
     for i in range(300):
@@ -274,6 +276,7 @@ def test_fuzz_the_protocol(wav, tmp_path):
     for rid in set(ids):
         assert any(m.get("id") == rid and m["type"] in P.FINAL for m in messages), rid
     assert not [m for m in messages if m.get("code") == P.INTERNAL], [m for m in messages if m.get("code") == P.INTERNAL][:3]
+    assert not list((tmp_path / "cwd").iterdir()) and not (tmp_path / "escape.npz").exists()
     for m in messages:
         assert m["type"] in P.MESSAGES and (m["type"] != P.ERROR or m["code"] in P.ERROR_CODES)
         assert math.isfinite(m.get("fraction", 0.0))
