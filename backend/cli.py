@@ -16,47 +16,61 @@ import json
 import logging
 import sys
 
-# Errors a user can cause (bad input, missing models; the project's error types derive from
-# these); the CLI prints them as one clear line and exits with 2. With -v the traceback shows.
 from .errors import AviTalkError
 
-USER_ERRORS: tuple[type[BaseException], ...] = (AviTalkError, ValueError, OSError, RuntimeError)
 
-
-def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
+def add_pipeline_options(p: argparse.ArgumentParser) -> None:
+    """The pipeline's options, the same for generate, analyze, bench, evaluate and serve."""
     p.add_argument("--checkpoint", help="folder with stage1.safetensors and stage2.safetensors (default: the shipped weights/)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--speech-model", help="local HuBERT / wav2vec 2.0 / Whisper folder (must match the checkpoint)")
+    p.add_argument("--content-model", help="local folder of stage 2's content encoder, when it differs from --speech-model")
     p.add_argument("--llm", help="local transformers causal LM folder (must match the checkpoint)")
     p.add_argument("--no-lip-seal", action="store_true", help="keep the generator's own lip closures (stage-1 weights that read words still recognise them)")
     p.add_argument("--describe-samples", type=int,
                    help="sampled sentences that vote on the emotion stage 1 names (default: the pipeline's, 8; 0: the greedy sentence alone, faster)")
 
 
-def _samples(args) -> dict:
-    """``describe_samples`` when given on the command line; else the pipeline's default stands."""
-    return {} if args.describe_samples is None else {"describe_samples": args.describe_samples}
+def pipeline_config(args: argparse.Namespace):
+    """The ``PipelineConfig`` that ``add_pipeline_options``'s arguments ask for (unset ones keep its defaults)."""
+    from .pipeline import PipelineConfig
+
+    samples = {} if args.describe_samples is None else {"describe_samples": args.describe_samples}
+    return PipelineConfig(checkpoint_dir=args.checkpoint, device=args.device, speech_path=args.speech_model,
+                          content_path=args.content_model, llm_path=args.llm, lip_seal=not args.no_lip_seal, **samples)
 
 
 def _pipeline(args):
-    from .pipeline import Pipeline, PipelineConfig
+    from .pipeline import Pipeline
 
-    config = PipelineConfig(checkpoint_dir=args.checkpoint, device=args.device, speech_path=args.speech_model, llm_path=args.llm,
-                            lip_seal=not getattr(args, "no_lip_seal", False), **_samples(args))
-    return Pipeline(config)
+    return Pipeline(pipeline_config(args))
+
+
+def _checked_audio(args):
+    """The audio (and dialogue text) loaded and checked before any model loads: a typo fails in a blink."""
+    from .audio import load_audio
+    from .pipeline import check_transcript
+
+    audio = load_audio(args.audio)
+    check_transcript(args.transcript, audio)
+    return audio
 
 
 def cmd_generate(args) -> int:
-    from .audio import load_audio
     from .motion import save_motion
+    from .pipeline import check_instruction, check_output, check_seed
 
+    output = check_output(args.output, args.audio)
+    check_seed(args.seed)
+    if args.instruction is not None:
+        check_instruction(args.instruction)
+    audio = _checked_audio(args)
     pipe = _pipeline(args)
-    audio = load_audio(args.audio)
     result = pipe.generate(audio, instruction=args.instruction, seed=args.seed, transcript=args.transcript, language=args.language)
-    save_motion(args.output, result.motion)
+    save_motion(output, result.motion)
     summary = {
         "instruction": result.instruction,
-        "inferred": args.instruction is None,
+        "inferred": result.inferred,
         "seed": args.seed,
         "lip_seal": result.lips.as_dict() if result.lips else None,
         "frames": result.motion.n_frames,
@@ -64,29 +78,25 @@ def cmd_generate(args) -> int:
         "audio_seconds": round(audio.duration, 3),
         "seconds": {k: round(v, 4) for k, v in result.timings.items()},
         "device": str(pipe.device),
-        "warnings": audio.warnings,
-        "output": str(args.output),
+        "warnings": result.warnings,
+        "output": str(output),
     }
     print(json.dumps(summary, indent=2))
     return 0
 
 
 def cmd_analyze(args) -> int:
-    from .audio import load_audio
-
-    pipe = _pipeline(args)
-    audio = load_audio(args.audio)
-    instruction = pipe.analyze(audio, transcript=args.transcript, language=args.language)
-    print(json.dumps({"instruction": instruction, "words": pipe.last_words,
-                      "seconds": {k: round(v, 4) for k, v in pipe.last_timings.items()}}, indent=2))
+    audio = _checked_audio(args)
+    result = _pipeline(args).analyze(audio, transcript=args.transcript, language=args.language)
+    print(json.dumps({"instruction": result.instruction, "words": result.words, "warnings": result.warnings,
+                      "seconds": {k: round(v, 4) for k, v in result.timings.items()}}, indent=2))
     return 0
 
 
 def cmd_bench(args) -> int:
     from .bench.run import run_bench
 
-    report = run_bench(seconds=args.seconds, device=args.device, paper_scale=args.paper_scale, checkpoint_dir=args.checkpoint, repeats=args.repeats,
-                       **_samples(args))
+    report = run_bench(pipeline_config(args), seconds=args.seconds, paper_scale=args.paper_scale, repeats=args.repeats)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
@@ -129,14 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--transcript", help="the dialogue text: times the lip seal (and is read by stage-1 weights that read words) instead of speech recognition")
     p.add_argument("--language", default="en", help="language of --transcript for the aligner (en, or e.g. it via espeak-ng)")
-    _add_pipeline_options(p)
+    add_pipeline_options(p)
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("analyze", help="audio -> instruction text")
     p.add_argument("audio")
     p.add_argument("--transcript", help="the dialogue text, for stage-1 weights that read words (instead of what speech recognition heard)")
     p.add_argument("--language", default="en", help="language of the line (stage 1 reads English words only)")
-    _add_pipeline_options(p)
+    add_pipeline_options(p)
     p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("bench", help="time and peak memory per stage")
@@ -144,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--paper-scale", action="store_true", help="also instantiate HuBERT-large, wav2vec2-base and a 7B LLM shape")
     p.add_argument("--json", help="also write the report as JSON")
-    _add_pipeline_options(p)
+    add_pipeline_options(p)
     p.set_defaults(func=cmd_bench)
 
     for name, func, helptext in (
@@ -169,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         if rest:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
         return args.func(args)
-    except USER_ERRORS as exc:
+    except AviTalkError as exc:  # the user can fix it: one line; anything else is a bug and keeps its traceback
         if args.verbose:
             raise
         print(f"error: {exc}", file=sys.stderr)

@@ -15,7 +15,7 @@ class AviTalkError(Exception):
 
     code = "bad_request"
 
-    def __init__(self, message: str, code: str | None = None):
+    def __init__(self, message: str = "", code: str | None = None):
         super().__init__(message)
         if code is not None:
             self.code = code
@@ -43,3 +43,12 @@ class Cancelled(AviTalkError):
     """Raised from a progress callback to stop a running request."""
 
     code = "cancelled"
+
+
+EXCERPT_CHARS = 80
+
+
+def excerpt(value, limit: int = EXCERPT_CHARS) -> str:
+    """A short ``repr`` of bad input for a message: never echo a whole 50 MB field back."""
+    text = repr(value) if len(str(value)) <= 4 * limit else repr(str(value)[: 4 * limit])
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,32 +1,38 @@
 """The two-stage pipeline as a library: ``analyze``, ``synthesize``, ``generate``.
 
-    pipe = Pipeline(PipelineConfig())               # loads the shipped weights once
+    pipe = Pipeline(PipelineConfig())                          # loads the shipped weights once
     audio = load_audio("line.wav")
-    text = pipe.analyze(audio)                       # stage 1: speech -> instruction
-    motion = pipe.synthesize(audio, text, seed=3)    # stage 2: instruction + speech -> motion
+    text = pipe.analyze(audio).instruction                      # stage 1: speech -> instruction
+    motion = pipe.synthesize(audio, text, seed=3).motion        # stage 2: instruction + speech -> motion
 
 Stage 2's mouth is then sealed on P, B and M (``lipseal``), timed from the
 dialogue text when given, else from what Whisper heard; stage-1 weights trained
 to read words read the same words beside the speech. Speech features, what
 Whisper heard and lip timings are cached by the audio's hash, so a new
 instruction or seed reruns stage 2 only. Device and autocast are chosen here,
-once; the models follow their inputs.
+once; the models follow their inputs. Each call returns its result as a value
+(``Analysis``, ``Synthesis``, ``GenerateResult``) with its timings and warnings.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
+import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
-from .audio import Audio
+from .audio import SILENCE_DBFS, Audio
 from .checkpoint import CheckpointError
 from .device import autocast, resolve_device
+from .errors import Cancelled, InstructionError, ModelError, RequestError, excerpt
 from .motion import Motion
 from .refine import refine
 from .refine.controls import MotionControls
@@ -45,12 +51,19 @@ STAGE2_FILE = "stage2.safetensors"
 Progress = Callable[[str, float], None]
 
 
-class PipelineError(RuntimeError):
-    """The pipeline cannot run as configured (no trained weights, a missing model, a bad device)."""
+# what stage 1 says of digital silence, instead of running the LLM on nothing
+SILENT_INSTRUCTION = "A person is silent, with a relaxed face."
+MAX_TRANSCRIPT_CHARS = 20000
+MAX_WORDS_PER_SECOND = 10.0  # fast speech is about 4 words a second
+HEARTBEAT_S = 2.0             # progress messages while a long step (speech recognition, lip timing) works
+
+__all__ = ["Cancelled", "Pipeline", "PipelineConfig", "PipelineError", "Analysis", "Synthesis", "GenerateResult",
+           "check_instruction", "check_output", "check_seed", "check_transcript"]
 
 
-class Cancelled(Exception):
-    """Raised from a progress callback to stop a running request."""
+class PipelineError(ModelError):
+    """The pipeline cannot run as configured: no trained weights (code no_weights), a missing or
+    mismatched model (model_error), a bad option (bad_request)."""
 
 
 @dataclass
@@ -71,12 +84,33 @@ class PipelineConfig:
 
 
 @dataclass
+class Analysis:
+    """Stage 1's answer."""
+
+    instruction: str
+    words: str = ""                           # the words stage 1 read beside the speech ('' for none)
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Synthesis:
+    """Stage 2's answer."""
+
+    motion: Motion
+    lips: LipTiming | None = None             # what timed the lip seal (None: seal off)
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
 class GenerateResult:
     instruction: str
     motion: Motion
     inferred: bool                            # True when stage 1 wrote the instruction
     timings: dict[str, float] = field(default_factory=dict)
     lips: LipTiming | None = None             # what timed the lip seal (None: seal off)
+    warnings: list[str] = field(default_factory=list)
 
 
 def checkpoint_paths(checkpoint_dir) -> tuple[Path, Path]:
@@ -85,7 +119,7 @@ def checkpoint_paths(checkpoint_dir) -> tuple[Path, Path]:
     missing = [p.name for p in (stage1, stage2) if not p.is_file()]
     if missing:
         hint = "train them with `python -m backend train all`" if not checkpoint_dir else "pass the folder that holds them"
-        raise PipelineError(f"no trained weights: {', '.join(missing)} not found in {folder}; {hint}")
+        raise PipelineError(f"no trained weights: {', '.join(missing)} not found in {folder}; {hint}", code="no_weights")
     return stage1, stage2
 
 
@@ -100,15 +134,19 @@ class Pipeline:
         hf_logging.disable_progress_bar()  # stdout/stderr stay clean for the CLI and the server
         self.config = config or PipelineConfig()
         if self.config.describe_samples < 0:
-            raise PipelineError(f"describe_samples must be 0 or more, got {self.config.describe_samples}")
-        self.device = resolve_device(self.config.device)
+            raise PipelineError(f"describe_samples must be 0 or more, got {self.config.describe_samples}", code="bad_request")
+        try:
+            self.device = resolve_device(self.config.device)
+        except ValueError as exc:  # device.py says why (an unknown name, no CUDA GPU): a user cause
+            raise PipelineError(str(exc), code="bad_request") from exc
         stage1_path, stage2_path = checkpoint_paths(self.config.checkpoint_dir)
         need_trained = not self.config.allow_untrained
         try:
             self.stage1, self.stage1_meta = load_stage1(stage1_path, require_trained=need_trained)
             self.stage2, self.stage2_meta = load_stage2(stage2_path, require_trained=need_trained)
         except CheckpointError as exc:
-            raise PipelineError(f"{exc}. Randomly initialised weights are never used for output; train with `python -m backend train all`.") from exc
+            raise PipelineError(f"{exc}. Randomly initialised weights are never used for output; train with `python -m backend train all`.",
+                                code=exc.code) from exc
         self.stage1.to(self.device)
         self.stage2.to(self.device)
 
@@ -127,9 +165,6 @@ class Pipeline:
         self._features: OrderedDict[str, dict[str, torch.Tensor]] = OrderedDict()
         self._lips: OrderedDict[tuple, LipTiming] = OrderedDict()
         self._heard: OrderedDict[str, list] = OrderedDict()
-        self.last_timings: dict[str, float] = {}
-        self.last_lips: LipTiming | None = None
-        self.last_words = ""  # what stage 1 last read beside the speech
         self.stats = {"stage1_runs": 0, "feature_runs": 0, "stage2_runs": 0}
 
     # ---- helpers ------------------------------------------------------------------
@@ -217,17 +252,45 @@ class Pipeline:
         self.stats["feature_runs"] += 1
         return self._remember(self._features, key, feats)
 
+    def _with_heartbeat(self, report: Progress, stage: str, fn):
+        """Run ``fn`` in a helper thread and report ``stage`` progress every ``HEARTBEAT_S`` while it works,
+        so a long recognition or alignment never looks like a stalled backend. A cancel raised by
+        ``report`` returns at once; the helper finishes on its own and its answer is dropped."""
+        box: dict = {}
+
+        def run():
+            try:
+                box["value"] = fn()
+            except BaseException as exc:  # handed to the caller's thread below
+                box["error"] = exc
+
+        helper = threading.Thread(target=run, name=f"avitalk-{stage}", daemon=True)
+        helper.start()
+        beats = 0
+        while True:
+            helper.join(HEARTBEAT_S)
+            if not helper.is_alive():
+                break
+            beats += 1
+            report(stage, 1.0 - 0.5 ** beats * 0.9)  # creeps towards 1 without knowing the end
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
     def lip_timing(self, audio: Audio, transcript: str | None = None, language: str = "en",
-                   timings: dict | None = None) -> LipTiming:
+                   timings: dict | None = None, progress: Progress | None = None) -> LipTiming:
         """Phone timings for the lip seal, cached by the audio's hash and the dialogue text."""
         key = (audio.sha1, " ".join((transcript or "").split()), language)
         if key in self._lips:
             self._lips.move_to_end(key)
             return self._lips[key]
         timings = {} if timings is None else timings
+        report = progress or (lambda stage, fraction: None)
+        check_transcript(transcript, audio)
         try:
-            heard = None if key[1] else self.heard(audio, timings)
-            lips = self._timed("lip_timing", timings, lambda: time_lips(audio.samples, key[1] or None, heard, language))
+            heard = None if key[1] else self._with_heartbeat(report, "lip_seal", lambda: self.heard(audio, timings))
+            lips = self._timed("lip_timing", timings, self._with_heartbeat, report, "lip_seal",
+                               lambda: time_lips(audio.samples, key[1] or None, heard, language))
         except (SpeechModelError, RuntimeError, OSError) as exc:  # the seal is a refinement: never fail the take for it
             log.warning("lip seal skipped: %s", exc)
             lips = LipTiming([], "none", "", [f"speech recognition failed, the generator's closures are kept: {exc}"])
@@ -257,17 +320,23 @@ class Pipeline:
 
     # ---- the two stages -------------------------------------------------------------
 
-    def analyze(self, audio: Audio, progress: Progress | None = None, transcript: str | None = None, language: str = "en") -> str:
+    def analyze(self, audio: Audio, progress: Progress | None = None, transcript: str | None = None,
+                language: str = "en") -> Analysis:
         """Stage 1: speech (and the words of the line, see ``words``) -> an instruction sentence about
-        the speaker's state and face."""
+        the speaker's state and face. Digital silence skips the LLM: a neutral instruction and a warning."""
+        check_transcript(transcript, audio)
         report = progress or (lambda stage, fraction: None)
+        warnings = list(audio.warnings)
+        if is_silent(audio):
+            warnings.append(f"nobody speaks in this audio; stage 1 did not run and the instruction is neutral: {SILENT_INSTRUCTION!r}")
+            return Analysis(SILENT_INSTRUCTION, "", {}, warnings)
         timings: dict[str, float] = {}
         report("features", 0.0)
         feats = self.features(audio, timings)
-        words, self.last_words = None, ""
+        words, said = None, ""
         if self.stage1.config.qformer.words_dim:  # weights trained to read the words of the line
-            self.last_words = self.words(audio, transcript, language, timings)
-            words = self._minilm.encode([self.last_words]).float() if self.last_words else None  # (1, 384)
+            said = self._with_heartbeat(report, "features", lambda: self.words(audio, transcript, language, timings))
+            words = self._minilm.encode([said]).float() if said else None  # (1, 384)
         report("stage1", 0.3)
         model, tokenizer = self.llm
         with torch.no_grad(), self._autocast():
@@ -279,8 +348,7 @@ class Pipeline:
             )
         self.stats["stage1_runs"] += 1
         report("stage1", 1.0)
-        self.last_timings = timings
-        return text
+        return Analysis(text, said, timings, warnings)
 
     def sample_style(self, instruction: str, seed: int = 0, timings: dict | None = None) -> torch.Tensor:
         """Instruction -> MiniLM (+ SmolLM2) -> aligned feature -> diffusion prior -> style embedding (1, D_style)."""
@@ -300,13 +368,15 @@ class Pipeline:
         progress: Progress | None = None,
         transcript: str | None = None,
         language: str = "en",
-    ) -> Motion:
+    ) -> Synthesis:
         """Stage 2: instruction + speech -> motion at ``config.fps``, lips sealed on P, B, M.
 
         ``transcript`` (the dialogue text, optional) times the seal instead of
         speech recognition; ``language`` is its language for the aligner.
         """
         instruction = check_instruction(instruction)
+        check_seed(seed)
+        check_transcript(transcript, audio)
         report = progress or (lambda stage, fraction: None)
         timings: dict[str, float] = {}
         report("features", 0.0)
@@ -318,17 +388,17 @@ class Pipeline:
             packed = self._timed("stage2_generator", timings, self.stage2.synthesize, feats["content"], None, style.float())
         packed = packed[0].float().cpu().numpy()  # (T, C)
         report("stage2_generator", 1.0)
-        self.last_lips, closure = None, None
+        lips, closure = None, None
         if self.config.lip_seal:
             report("lip_seal", 0.0)
-            self.last_lips = self.lip_timing(audio, transcript, language, timings)
-            closure = closure_weight(self.last_lips.phones, len(packed), self.config.fps)
+            lips = self.lip_timing(audio, transcript, language, timings, report)
+            closure = closure_weight(lips.phones, len(packed), self.config.fps)
         packed = refine(packed, self.config.fps, seed, controls, closure)
         if self.config.lip_seal:
             report("lip_seal", 1.0)
         self.stats["stage2_runs"] += 1
-        self.last_timings = timings
-        return Motion.from_packed(packed, self.config.fps, instruction=instruction, seed=int(seed), source=audio.source)
+        motion = Motion.from_packed(packed, self.config.fps, instruction=instruction, seed=int(seed), source=audio.source)
+        return Synthesis(motion, lips, timings, list(audio.warnings))
 
     def generate(
         self,
@@ -341,17 +411,20 @@ class Pipeline:
         language: str = "en",
     ) -> GenerateResult:
         """Both stages; with ``instruction`` given, stage 1 is skipped."""
-        timings: dict[str, float] = {}
+        check_seed(seed)
+        check_transcript(transcript, audio)
         inferred = instruction is None
+        timings: dict[str, float] = {}
+        warnings: list[str] = []
         if inferred:
-            instruction = self.analyze(audio, progress, transcript, language)
-            timings.update(self.last_timings)
-        motion = self.synthesize(audio, instruction, seed, controls, progress, transcript, language)
-        for name, value in self.last_timings.items():
+            analysis = self.analyze(audio, progress, transcript, language)
+            instruction, timings, warnings = analysis.instruction, dict(analysis.timings), list(analysis.warnings)
+        synthesis = self.synthesize(audio, instruction, seed, controls, progress, transcript, language)
+        for name, value in synthesis.timings.items():
             timings[name] = timings.get(name, 0.0) + value
         timings["total"] = sum(timings.values())
-        self.last_timings = timings
-        return GenerateResult(instruction, motion, inferred, timings, self.last_lips)
+        warnings += [w for w in synthesis.warnings if w not in warnings]
+        return GenerateResult(synthesis.motion.instruction, synthesis.motion, inferred, timings, synthesis.lips, warnings)
 
     def describe(self) -> dict:
         """What is loaded, for `Check backend` and logs."""
@@ -368,18 +441,85 @@ class Pipeline:
 
 
 MAX_INSTRUCTION_CHARS = 1000
+DROPPED_CATEGORIES = ("Cc", "Cf", "Cs", "Co", "Cn", "So", "Sk", "Mn", "Me")  # controls, invisibles, emoji and their marks
+
+
+def is_silent(audio: Audio) -> bool:
+    """Digital silence or a level ``load_audio`` already warns about (``SILENCE_DBFS``)."""
+    if audio.samples.size == 0:
+        return True
+    rms = float(np.sqrt(np.mean(np.square(audio.samples, dtype=np.float64))))
+    return rms == 0.0 or 20 * np.log10(rms) < SILENCE_DBFS
+
+
+def _is_latin(ch: str) -> bool:
+    return ord(ch) < 0x250 or 0x1E00 <= ord(ch) <= 0x1EFF  # Basic Latin .. Latin Extended-B, Latin Extended Additional
 
 
 def check_instruction(text) -> str:
-    """A usable instruction: a non-empty sentence of sane length."""
+    """A usable instruction: a non-empty English sentence of sane length.
+
+    Control and invisible characters (NUL, zero-width space, ...) and emoji are
+    dropped, since they change what the text models read without meaning
+    anything; text mostly in another script is refused, as the text models
+    read English only."""
     if not isinstance(text, str):
-        raise ValueError(f"the instruction must be text, got {type(text).__name__}")
+        raise InstructionError(f"the instruction must be text, got {type(text).__name__}")
+    if len(text) > 4 * MAX_INSTRUCTION_CHARS:
+        raise InstructionError(f"the instruction is {len(text)} characters long; keep it under {MAX_INSTRUCTION_CHARS}")
+    text = unicodedata.normalize("NFC", " ".join(text.split()))
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in DROPPED_CATEGORIES)
     text = " ".join(text.split())
     if not text:
-        raise ValueError("the instruction is empty: describe the speaker's state and face, e.g. 'a calm woman, slight smile'")
+        raise InstructionError("the instruction is empty: describe the speaker's state and face, e.g. 'a calm woman, slight smile'")
     if len(text) > MAX_INSTRUCTION_CHARS:
-        raise ValueError(f"the instruction is {len(text)} characters long; keep it under {MAX_INSTRUCTION_CHARS}")
-    if not any(ch.isalpha() for ch in text):
-        raise ValueError(f"the instruction has no words: {text!r}")
+        raise InstructionError(f"the instruction is {len(text)} characters long; keep it under {MAX_INSTRUCTION_CHARS}")
+    letters = [ch for ch in text if ch.isalpha()]
+    if not letters:
+        raise InstructionError(f"the instruction has no words: {excerpt(text)}")
+    if sum(not _is_latin(ch) for ch in letters) * 2 > len(letters):
+        raise InstructionError(f"instructions are read in English, and this one is not: {excerpt(text)}; "
+                               "write it in English, e.g. 'a calm woman, slight smile'")
     return text
 
+
+def check_seed(seed) -> int:
+    """A seed is an integer in 0..MAX_SEED (not a bool, not a float)."""
+    from .protocol import MAX_SEED
+
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise RequestError(f"the seed must be a whole number from 0 to {MAX_SEED}, got {excerpt(seed)}")
+    return int(seed)
+
+
+def check_transcript(transcript, audio: Audio | None = None) -> str | None:
+    """The dialogue text, when given: text of sane length, and not absurd for the audio's length
+    (aligning thousands of words to a few seconds runs for minutes and times nothing)."""
+    if transcript is None:
+        return None
+    if not isinstance(transcript, str):
+        raise RequestError(f"the transcript must be text, got {type(transcript).__name__}")
+    if len(transcript) > MAX_TRANSCRIPT_CHARS:
+        raise RequestError(f"the transcript is {len(transcript)} characters long; keep it under {MAX_TRANSCRIPT_CHARS}")
+    if audio is not None:
+        words = len(transcript.split())
+        seconds = max(audio.duration, 1.0)
+        if words > MAX_WORDS_PER_SECOND * seconds:
+            raise RequestError(f"the transcript has {words} words for {audio.duration:.1f} s of audio (more than "
+                               f"{MAX_WORDS_PER_SECOND:g} a second): give the text of this clip only")
+    return transcript
+
+
+def check_output(output, audio_path=None) -> Path:
+    """A motion file to write: not the input audio, in a folder that exists (checked before the run)."""
+    if not isinstance(output, (str, os.PathLike)) or not str(output) or "\0" in str(output):
+        raise RequestError(f"the output must be a file path, got {excerpt(output)}")
+    path = Path(output)
+    if path.is_dir():
+        raise RequestError(f"the output {excerpt(str(path))} is a folder; name a motion file (.npz) in it")
+    folder = path.resolve().parent
+    if not folder.is_dir():
+        raise RequestError(f"the output folder does not exist: {folder}")
+    if audio_path is not None and path.resolve() == Path(audio_path).resolve():
+        raise RequestError(f"the output {excerpt(str(path))} is the input audio; name another file")
+    return path

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from backend.audio import load_audio
+from backend.errors import AviTalkError, InstructionError
 from backend.pipeline import Pipeline, PipelineConfig, PipelineError, check_instruction
 
 from helpers import speech_like, tiny_checkpoints
@@ -32,8 +33,9 @@ def pipe(tmp_path_factory):
 
 
 def test_missing_weights_are_refused(tmp_path):
-    with pytest.raises(PipelineError, match="no trained weights"):
+    with pytest.raises(PipelineError, match="no trained weights") as caught:
         Pipeline(PipelineConfig(checkpoint_dir=tmp_path))
+    assert caught.value.code == "no_weights" and isinstance(caught.value, AviTalkError)
 
 
 def test_untrained_weights_are_refused(tmp_path):
@@ -59,24 +61,25 @@ def test_shipped_weights_are_trained_and_under_60_mb():
 def test_instruction_llm_of_the_wrong_width_is_refused(tmp_path):
     tiny_checkpoints(tmp_path, lm_text_dim=7)
     pipe = Pipeline(PipelineConfig(checkpoint_dir=tmp_path, device="cpu"))
-    with pytest.raises(PipelineError, match="width 7"):
+    with pytest.raises(PipelineError, match="width 7") as caught:
         pipe.sample_style("A man is angry.")
+    assert caught.value.code == "model_error"
 
 
 def test_bad_device_is_refused():
-    with pytest.raises(ValueError, match="auto, cpu or cuda"):
+    with pytest.raises(PipelineError, match="auto, cpu or cuda"):
         Pipeline(PipelineConfig(device="tpu"))
 
 
 @pytest.mark.parametrize("text, message", [("", "empty"), ("   ", "empty"), ("!!! ???", "no words"), ("x" * 2000, "characters long"), (None, "must be text")])
 def test_bad_instructions(text, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InstructionError, match=message):
         check_instruction(text)
 
 
 def test_synthesize_shapes_and_metadata(pipe):
     audio = load_audio((speech(1.3), 16000))
-    motion = pipe.synthesize(audio, "A man is furious, brows drawn down.", seed=4)
+    motion = pipe.synthesize(audio, "A man is furious, brows drawn down.", seed=4).motion
     assert motion.n_frames == round(1.3 * 25)
     assert motion.expression.shape == (motion.n_frames, 100) and motion.expression.dtype == np.float32
     assert motion.eye_pose.shape == (motion.n_frames, 6)
@@ -102,19 +105,19 @@ def test_generated_motion_blinks_per_seed_and_the_blinks_control_removes_them(pi
 
     blink = EXPRESSION_INDEX["blink_L"]
     audio = load_audio((speech(8.0, seed=5), 16000))
-    a = pipe.synthesize(audio, "A calm woman.", seed=1)
-    b = pipe.synthesize(audio, "A calm woman.", seed=2)
+    a = pipe.synthesize(audio, "A calm woman.", seed=1).motion
+    b = pipe.synthesize(audio, "A calm woman.", seed=2).motion
     assert a.expression[:, blink].max() > 0.8 and b.expression[:, blink].max() > 0.8
     assert not np.array_equal(a.expression[:, blink], b.expression[:, blink])
-    off = pipe.synthesize(audio, "A calm woman.", seed=1, controls=MotionControls(blinks=False))
+    off = pipe.synthesize(audio, "A calm woman.", seed=1, controls=MotionControls(blinks=False)).motion
     assert np.all(off.expression[:, blink] == 0.0)
 
 
 def test_same_seed_same_motion(pipe):
     # (that different seeds differ needs a trained prior: tests/test_stage2_prior.py)
     audio = load_audio((speech(1.0, seed=3), 16000))
-    a = pipe.synthesize(audio, "A happy woman.", seed=1)
-    b = pipe.synthesize(audio, "A happy woman.", seed=1)
+    a = pipe.synthesize(audio, "A happy woman.", seed=1).motion
+    b = pipe.synthesize(audio, "A happy woman.", seed=1).motion
     np.testing.assert_array_equal(a.expression, b.expression)
 
 
@@ -128,7 +131,7 @@ def test_analyze_runs_stage1_and_generate_infers(pipe):
 
 
 def test_progress_callback_can_cancel(pipe):
-    from backend.pipeline import Cancelled
+    from backend.errors import Cancelled
 
     audio = load_audio((speech(1.0, seed=11), 16000))
     seen = []
@@ -292,7 +295,13 @@ def test_server_without_weights_reports_and_keeps_serving(tmp_path):
         msg, _ = backend.until("k")
         assert msg["type"] == "result" and msg["models_ok"] is False and "no trained weights" in msg["models_error"]
         assert msg["torch"] == torch.__version__
-        backend.send(id="g", type="generate", audio="/nonexistent.wav")
+        backend.send(id="a", type="generate", audio="/nonexistent.wav")  # the audio is checked before the models load
+        msg, _ = backend.until("a")
+        assert msg["type"] == "error" and msg["code"] == "bad_audio"
+        import soundfile as sf
+
+        sf.write(tmp_path / "line.wav", speech(1.0), 16000)
+        backend.send(id="g", type="generate", audio=str(tmp_path / "line.wav"))
         msg, _ = backend.until("g")
         assert msg["type"] == "error" and msg["code"] == "no_weights"
     finally:
@@ -358,16 +367,86 @@ def test_stage1_reads_the_dialogue_text_or_what_whisper_heard(pipe, monkeypatch)
     heard = CountingTranscriber([Heard("I am so angry with you.", 0.0, 1.0, -0.2), Heard("mumble", 1.0, 2.0, -2.5)])
     monkeypatch.setattr(pipe, "_transcriber", heard)
     audio = load_audio((speech(1.0, seed=31), 16000))
-    assert isinstance(pipe.analyze(audio), str)
-    assert pipe.last_words == "I am so angry with you." and heard.calls == 1  # the unsure chunk is left out
+    analysis = pipe.analyze(audio)
+    assert isinstance(analysis.instruction, str) and analysis.instruction
+    assert analysis.words == "I am so angry with you." and heard.calls == 1  # the unsure chunk is left out
     assert options[-1]["samples"] == PipelineConfig().describe_samples > 0  # sampled sentences vote on the emotion
     assert seen[-1].shape == (1, 384) and abs(float(seen[-1].norm()) - 1) < 1e-3
     result = pipe.generate(audio, seed=0)
     assert heard.calls == 1 and result.lips.source in ("recognized", "none")  # the seal reuses the recognition
-    pipe.analyze(audio, transcript="  Lovely   to see you. ")
-    assert pipe.last_words == "Lovely to see you." and not torch.allclose(seen[-1], seen[0])
-    pipe.analyze(audio, transcript="Che bello vederti.", language="it")
-    assert pipe.last_words == "" and seen[-1] is None  # English words only: the speech alone
+    assert pipe.analyze(audio, transcript="  Lovely   to see you. ").words == "Lovely to see you." and not torch.allclose(seen[-1], seen[0])
+    assert pipe.analyze(audio, transcript="Che bello vederti.", language="it").words == "" and seen[-1] is None  # English words only: the speech alone
     monkeypatch.setattr(pipe, "_transcriber", CountingTranscriber(error=RuntimeError("ctranslate2 exploded")))
-    assert isinstance(pipe.analyze(load_audio((speech(1.0, seed=32), 16000))), str)
-    assert pipe.last_words == "" and seen[-1] is None
+    assert pipe.analyze(load_audio((speech(1.0, seed=32), 16000))).words == "" and seen[-1] is None
+
+
+# ---- bad input (issue 24) -------------------------------------------------------------
+
+
+def test_digital_silence_skips_stage1_and_says_so(pipe):
+    from backend.pipeline import SILENT_INSTRUCTION
+
+    audio = load_audio((np.zeros(16000 * 2, dtype=np.float32), 16000))
+    runs = pipe.stats["stage1_runs"]
+    analysis = pipe.analyze(audio)
+    assert analysis.instruction == SILENT_INSTRUCTION and pipe.stats["stage1_runs"] == runs
+    assert any("nobody speaks" in w for w in analysis.warnings) and any("silent" in w for w in analysis.warnings)
+    result = pipe.generate(audio, seed=0)
+    assert result.inferred and result.instruction == SILENT_INSTRUCTION and any("nobody speaks" in w for w in result.warnings)
+
+
+@pytest.mark.parametrize("text, clean", [
+    ("A hap\u200bpy\x00 man.", "A happy man."),
+    ("A happy 😀 woman, \x07slight smile.", "A happy woman, slight smile."),
+    ("An \u202eangry\u2060 man.", "An angry man."),
+    ("Une femme très fâchée.", "Une femme très fâchée."),
+])
+def test_instructions_lose_control_and_invisible_characters(text, clean):
+    assert check_instruction(text) == clean
+
+
+@pytest.mark.parametrize("text", ["一个愤怒的男人，眉头紧锁。", "رجل غاضب جدا", "Очень злой мужчина."])
+def test_instructions_in_another_script_are_refused(text):
+    with pytest.raises(InstructionError, match="read in English"):
+        check_instruction(text)
+
+
+def test_seeds_and_absurd_transcripts_are_refused_before_the_run(pipe, monkeypatch):
+    from backend.errors import RequestError
+
+    monkeypatch.setattr("backend.pipeline.time_lips", lambda *a, **k: pytest.fail("aligned an absurd transcript"))
+    audio = load_audio((speech(1.0, seed=41), 16000))
+    runs = pipe.stats["stage2_runs"]
+    for seed in (-1, 2**31, 2**70, True, 1.5):
+        with pytest.raises(RequestError, match="seed"):
+            pipe.generate(audio, instruction="A calm man.", seed=seed)
+    with pytest.raises(RequestError, match="400 words"):
+        pipe.generate(audio, instruction="A calm man.", transcript=" ".join(["word"] * 400))
+    assert pipe.stats["stage2_runs"] == runs
+
+
+def test_lip_timing_reports_progress_while_it_works(pipe, monkeypatch):
+    import threading
+
+    from backend.speech.lips import LipTiming
+
+    beat = threading.Event()
+    monkeypatch.setattr("backend.pipeline.HEARTBEAT_S", 0.01)
+
+    def slow_alignment(*args, **kwargs):
+        assert beat.wait(60), "no progress while the lips were timed"
+        return LipTiming([], "none", "", ["test"])
+
+    monkeypatch.setattr("backend.pipeline.time_lips", slow_alignment)
+    seen = []
+
+    def progress(stage, fraction):
+        seen.append((stage, fraction))
+        if stage == "lip_seal" and 0.0 < fraction < 1.0:
+            beat.set()
+
+    audio = load_audio((speech(1.0, seed=42), 16000))
+    result = pipe.generate(audio, instruction="A calm man.", transcript="Bob made a map.", progress=progress)
+    assert beat.is_set() and result.lips.notes == ["test"]
+    fractions = [f for s, f in seen if s == "lip_seal"]
+    assert fractions == sorted(fractions) and all(0.0 <= f <= 1.0 for f in fractions)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from backend.errors import RequestError
 from backend.head.components import EXPRESSION_INDEX, blink_indices, lower_face_indices, upper_face_indices
 from backend.motion import motion_slices
 from backend.refine.controls import MotionControls, apply_controls, gaussian_smooth
@@ -44,7 +45,7 @@ def test_intensity_and_region_scales():
     np.testing.assert_array_equal(out[:, parts["jaw_pose"]], 0.0)            # the jaw follows the lower face
     np.testing.assert_allclose(out[:, 60:E], 0.5 * motion[:, 60:E], rtol=1e-6)  # unnamed slots: overall only
     np.testing.assert_array_equal(out[:, parts["global_pose"]], motion[:, parts["global_pose"]])
-    with pytest.raises(ValueError):
+    with pytest.raises(RequestError, match="between 0 and 3"):
         MotionControls(intensity=-1.0)
 
 

@@ -19,6 +19,7 @@ import platform
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -103,16 +104,16 @@ def untrained_checkpoints(folder: Path) -> Path:
     return folder
 
 
-def open_pipeline(checkpoint_dir, device: str, describe_samples: int = PipelineConfig.describe_samples) -> tuple[Pipeline, bool]:
+def open_pipeline(config: PipelineConfig) -> tuple[Pipeline, bool]:
     """The trained pipeline when weights exist, else the default architecture on random weights."""
     try:
-        checkpoint_paths(checkpoint_dir)
-        return Pipeline(PipelineConfig(checkpoint_dir=checkpoint_dir, device=device, describe_samples=describe_samples)), True
-    except PipelineError:
-        if checkpoint_dir:
+        checkpoint_paths(config.checkpoint_dir)
+        return Pipeline(config), True
+    except PipelineError as exc:
+        if config.checkpoint_dir or exc.code != "no_weights":
             raise
     folder = untrained_checkpoints(Path(tempfile.mkdtemp(prefix="avitalk_bench_")))
-    return Pipeline(PipelineConfig(checkpoint_dir=folder, device=device, allow_untrained=True, describe_samples=describe_samples)), False
+    return Pipeline(replace(config, checkpoint_dir=folder, allow_untrained=True)), False
 
 
 def time_clip(pipe: Pipeline, seconds: float, repeats: int) -> dict:
@@ -127,15 +128,15 @@ def time_clip(pipe: Pipeline, seconds: float, repeats: int) -> dict:
             pipe.features(audio, timings)
         memory["speech_features"] = max(memory.get("speech_features", 0.0), mem.peak_mb)
         with PeakMemory(pipe.device) as mem:
-            pipe.analyze(audio)
+            analysis = pipe.analyze(audio)
         memory["stage1"] = max(memory.get("stage1", 0.0), mem.peak_mb)
         for name in ("speech_recognition", "stage1"):  # Whisper's words, when stage 1 reads them
-            timings[name] = pipe.last_timings.get(name, 0.0)
+            timings[name] = analysis.timings.get(name, 0.0)
         with PeakMemory(pipe.device) as mem:
-            pipe.synthesize(audio, "A man is furious and speaks with brows pulled down hard and lips pressed.", seed=1)
+            synthesis = pipe.synthesize(audio, "A man is furious and speaks with brows pulled down hard and lips pressed.", seed=1)
         memory["stage2"] = max(memory.get("stage2", 0.0), mem.peak_mb)
         for name in ("text_encoder", "stage2_prior", "stage2_generator", "lip_timing", "speech_recognition"):
-            timings[name] = timings.get(name, 0.0) + pipe.last_timings.get(name, 0.0)  # recognition runs once, for whichever asks first
+            timings[name] = timings.get(name, 0.0) + synthesis.timings.get(name, 0.0)  # recognition runs once, for whichever asks first
         timings["total"] = sum(timings[s] for s in STAGES)
         for name, value in timings.items():
             best[name] = min(best.get(name, float("inf")), value)
@@ -171,9 +172,9 @@ def bake_benchmark() -> dict | None:
     return bench_bake()
 
 
-def run_bench(seconds=(5.0, 30.0), device="auto", paper_scale=False, checkpoint_dir=None, repeats=3, bake=True,
-              describe_samples: int = PipelineConfig.describe_samples) -> dict:
-    dev = resolve_device(device)
+def run_bench(config: PipelineConfig | None = None, seconds=(5.0, 30.0), paper_scale=False, repeats=3, bake=True) -> dict:
+    config = config or PipelineConfig()
+    dev = resolve_device(config.device)
     torch.set_grad_enabled(False)
     report: dict = {
         "machine": {"platform": platform.platform(), "cpu_threads": torch.get_num_threads(), "device": str(dev),
@@ -181,9 +182,9 @@ def run_bench(seconds=(5.0, 30.0), device="auto", paper_scale=False, checkpoint_
     }
     if dev.type == "cuda":
         report["machine"]["gpu"] = torch.cuda.get_device_name(0)
-    pipe, trained = open_pipeline(checkpoint_dir, device, describe_samples)
+    pipe, trained = open_pipeline(config)
     report["weights"] = "trained" if trained else "random (default architecture, timing only)"
-    report["describe_samples"] = describe_samples
+    report["describe_samples"] = config.describe_samples
     print(f"AVI-Talk bench on {dev} ({report['weights']})")
     report["default_stack"] = []
     for s in seconds:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cli import add_pipeline_options, pipeline_config
+from ..errors import RequestError
 from ..phones import Segment
 from ..motion import Motion, MotionFileError, load_motion, resample
 from . import emotion
@@ -156,11 +158,12 @@ def evaluate_corpus(clips, pipe=None, inferred: bool = False, follow_clips: int 
             from ..audio import load_audio
 
             audio = load_audio(clip.wav)
-            text = pipe.analyze(audio) if i in with_text else None
+            text = pipe.analyze(audio).instruction if i in with_text else None
             instruction = text if inferred else clip.instructions[0]
-            motion = pipe.synthesize(audio, instruction, seed=0)
-            if pipe.last_lips is not None:
-                seal_sources[pipe.last_lips.source] = seal_sources.get(pipe.last_lips.source, 0) + 1
+            synthesis = pipe.synthesize(audio, instruction, seed=0)
+            motion = synthesis.motion
+            if synthesis.lips is not None:
+                seal_sources[synthesis.lips.source] = seal_sources.get(synthesis.lips.source, 0) + 1
         if motion.fps != truth.fps:
             motion = resample(motion, truth.fps)
         lips = lip_scores(geometry, motion, phones)
@@ -209,7 +212,7 @@ def instruction_following_report(pipe, clips, per_instruction: int, say) -> dict
     for target, text in follow_set():
         for _ in range(per_instruction):
             clip = next(cycle)
-            motion = pipe.synthesize(load_audio(clip.wav), text, seed=0)
+            motion = pipe.synthesize(load_audio(clip.wav), text, seed=0).motion
             ok = emotion.classify(motion.expression) == target
             hits.append(ok)
             per_emotion.setdefault(target, []).append(ok)
@@ -244,7 +247,7 @@ def diversity_report(pipe, clips, n_clips: int, seeds: int, geometry: HeadGeomet
         with torch.no_grad():
             text_emb = pipe.text_encoder.encode([instruction]).float()  # (1, D)
             feats = [pipe.stage2.sample_style(text_emb, seed=s).float().reshape(-1).cpu().numpy() for s in range(seeds)]
-        motions = [pipe.synthesize(audio, instruction, seed=s) for s in range(seeds)]
+        motions = [pipe.synthesize(audio, instruction, seed=s).motion for s in range(seeds)]
         verts = [geometry.vertices(m) for m in motions]
         for a, b in itertools.combinations(range(seeds), 2):
             styles.append(float(np.linalg.norm(feats[a] - feats[b])))
@@ -265,8 +268,6 @@ def _rate(hits: list[bool]) -> float | None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m backend evaluate", description=__doc__.split("\n")[0])
-    p.add_argument("--checkpoint", help="folder with stage1.safetensors and stage2.safetensors (default: the shipped weights/)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--corpus", default=DEFAULT_CORPUS, help=f"built corpus folder (default {DEFAULT_CORPUS})")
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--limit", type=int, help="evaluate at most N clips of the split")
@@ -282,38 +283,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--language", default="en", help="language of --transcript for the alignment (default en)")
     p.add_argument("--motion", help="score this motion file against --audio and --transcript")
     p.add_argument("--seed", type=int, default=0, help="seed for --audio generation")
-    p.add_argument("--no-lip-seal", action="store_true", help="score the talking generator alone, without the lip seal")
-    p.add_argument("--describe-samples", type=int,
-                   help="sampled sentences that vote on the emotion stage 1 names (default: the pipeline's, 8; 0: greedy alone)")
+    add_pipeline_options(p)
     p.add_argument("--json", help="also write the figures to this JSON file")
     p.add_argument("-v", "--verbose", action="store_true", help="print progress per clip")
     return p
 
 
 def _pipeline(args):
-    from ..pipeline import Pipeline, PipelineConfig
+    from ..pipeline import Pipeline
 
-    samples = {} if args.describe_samples is None else {"describe_samples": args.describe_samples}
-    return Pipeline(PipelineConfig(checkpoint_dir=args.checkpoint, device=args.device, lip_seal=not args.no_lip_seal, **samples))
+    return Pipeline(pipeline_config(args))
 
 
 def _check_args(args) -> None:
     if args.motion and not args.audio:
-        raise ValueError("--motion needs --audio (and --transcript): the audio to score the motion against")
+        raise RequestError("--motion needs --audio (and --transcript): the audio to score the motion against")
     if args.audio and not args.transcript:
-        raise ValueError("--audio needs --transcript: it aligns the audio to find the bilabial phones")
+        raise RequestError("--audio needs --transcript: it aligns the audio to find the bilabial phones")
     if args.transcript and not args.audio:
-        raise ValueError("--transcript needs --audio")
+        raise RequestError("--transcript needs --audio")
     for name in ("motion", "audio"):
         path = getattr(args, name)
         if path and not Path(path).is_file():
-            raise FileNotFoundError(f"--{name} file not found: {path}")
+            raise RequestError(f"--{name} file not found: {path}")
     if args.limit is not None and args.limit < 1:
-        raise ValueError(f"--limit must be at least 1, got {args.limit}")
+        raise RequestError(f"--limit must be at least 1, got {args.limit}")
     if args.follow_clips < 0 or args.diversity_clips < 0 or args.text_clips < 0:
-        raise ValueError("--text-clips, --follow-clips and --diversity-clips must not be negative")
+        raise RequestError("--text-clips, --follow-clips and --diversity-clips must not be negative")
     if args.diversity_clips and args.seeds < 2:
-        raise ValueError(f"--seeds must be at least 2 for the diversity test, got {args.seeds}")
+        raise RequestError(f"--seeds must be at least 2 for the diversity test, got {args.seeds}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -329,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
 
         clips = load_corpus(args.corpus, split=args.split)
         if not clips:
-            raise ValueError(f"no '{args.split}' clips in {args.corpus}")
+            raise RequestError(f"no '{args.split}' clips in {args.corpus}")
         clips = clips[: args.limit] if args.limit else clips
         pipe = None if args.teacher else _pipeline(args)
         report = evaluate_corpus(clips, pipe, args.inferred, args.follow_clips, args.diversity_clips, args.seeds, say,

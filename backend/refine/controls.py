@@ -6,12 +6,15 @@ numpy-only, so Blender's Python may import them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
+from ..errors import RequestError, excerpt
 from ..head.components import blink_indices, lower_face_indices, upper_face_indices
 from ..motion import motion_slices, n_expression_of
+from ..protocol import CONTROL_RANGES, CONTROL_SWITCHES
+
 
 @dataclass
 class MotionControls:
@@ -25,10 +28,27 @@ class MotionControls:
     blinks: bool = True         # False: blink channels held at zero (eyes open)
 
     def __post_init__(self):
-        for name in ("intensity", "upper_face", "lower_face", "smoothing"):
+        for name, (low, high, _default) in CONTROL_RANGES.items():
             value = getattr(self, name)
-            if not np.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise RequestError(f"control '{name}' must be a number, got {excerpt(value)}")
+            if not low <= value <= high:  # NaN fails too; no float() on a huge int
+                raise RequestError(f"control '{name}' must be between {low:g} and {high:g}, got {excerpt(value)}")
+            setattr(self, name, float(value))
+        for name in CONTROL_SWITCHES:
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise RequestError(f"control '{name}' must be true or false, got {excerpt(getattr(self, name))}")
+
+    @classmethod
+    def from_dict(cls, values) -> "MotionControls":
+        """Controls from a request's JSON object; unknown names are refused, missing ones keep their defaults."""
+        if not isinstance(values, dict):
+            raise RequestError(f"'controls' must be an object of control names, got {excerpt(values)}")
+        known = {f.name for f in fields(cls)}
+        unknown = [str(name) for name in values if name not in known]
+        if unknown:
+            raise RequestError(f"unknown control {excerpt(unknown[0])}; the controls are {', '.join(sorted(known))}")
+        return cls(**values)
 
 
 def gaussian_smooth(x: np.ndarray, sigma: float, axis: int = -2) -> np.ndarray:
