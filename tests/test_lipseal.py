@@ -144,3 +144,18 @@ def test_whisper_is_unsure_of_noise(transcriber):
     noise = (0.05 * rng.standard_normal(48000)).astype(np.float32)
     timing = time_lips(noise, heard=transcriber.transcribe(noise))
     assert timing.source == "none" and not timing.phones
+
+
+def test_whisper_hears_the_same_words_from_our_encoder_output(transcriber):
+    """One pass over the speech: the decoder reading the speech features' encoder run hears what it hears from the log-mel."""
+    import torch
+
+    from backend.speech import load_encoder
+
+    audio = load_audio(DEMO_WAV)
+    window = load_encoder().encode_padded(torch.from_numpy(audio.samples))  # (1500, 384)
+    [ours], [theirs] = transcriber.transcribe(audio.samples, window.numpy()), transcriber.transcribe(audio.samples)
+    assert ours.text == theirs.text and (ours.start, ours.end) == (theirs.start, theirs.end)
+    assert ours.score == pytest.approx(theirs.score, abs=1e-4) and ours.no_speech == pytest.approx(theirs.no_speech, abs=1e-4)
+    with pytest.raises(ValueError, match="one chunk"):
+        transcriber.transcribe(np.zeros(16000 * 40, dtype=np.float32), window.numpy())
