@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -191,7 +192,7 @@ def bake_benchmark() -> dict | None:
     if importlib.util.find_spec("bpy") is None:
         return None
     root = Path(__file__).resolve().parents[2]
-    env = {**__import__("os").environ, "BLENDER_USER_RESOURCES": tempfile.mkdtemp(prefix="avitalk_bres_")}
+    env = {**os.environ, "BLENDER_USER_RESOURCES": tempfile.mkdtemp(prefix="avitalk_bres_")}
     done = subprocess.run([sys.executable, "-m", "avitalk_blender.bench", "--json"], cwd=root, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
