@@ -41,6 +41,7 @@ CUT_SEARCH_S = 8.0
 MAX_TOKENS = 220  # Whisper's text context is 448 (prompt included)
 TOKENS_PER_S = 8.0  # fast speech is about 7 tokens/s: more than this is a loop, so stop there
 MAX_COMPRESSION = 2.4
+BATCH_CHUNKS = 4  # chunks decoded together: memory stays bounded on long audio (the encoder's attention is per chunk)
 # int8 kernels differ between processors, and so do the words they decode (the demo line
 # loops on some); float32 decodes the same words everywhere
 COMPUTE_TYPE = "float32"
@@ -142,8 +143,11 @@ class Transcriber:
         Looped: the text repeats itself, or ran to ``budget`` tokens without ending.
         """
         # CTranslate2's Whisper stops at max_length / 2 text tokens (measured, ctranslate2 4.8)
-        results = self.model.generate(self._ct2.StorageView.from_array(mels), [self.prompt] * len(mels), max_length=2 * budget,
-                                      return_scores=True, return_no_speech_prob=True, suppress_blank=True, **options)
+        results = []
+        for i in range(0, len(mels), BATCH_CHUNKS):
+            batch = np.ascontiguousarray(mels[i : i + BATCH_CHUNKS])
+            results += self.model.generate(self._ct2.StorageView.from_array(batch), [self.prompt] * len(batch), max_length=2 * budget,
+                                           return_scores=True, return_no_speech_prob=True, suppress_blank=True, **options)
         out = []
         for r in results:
             text = self.tokenizer.decode(r.sequences_ids[0]).strip()
