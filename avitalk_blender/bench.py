@@ -1,6 +1,6 @@
 """Blender-side benchmarks (measurements, not tests): keyframe writing, and Regenerate through the server.
 
-    python -m avitalk_blender.bench                         prints seconds per bake
+    python -m avitalk_blender.bench [--json]                prints seconds per bake (one JSON line with --json)
     python -m avitalk_blender.bench regenerate [CKPT_DIR]   Regenerate round trip and timer tick durations
 
 ``bench_bake()`` and ``bench_regenerate()`` are importable; they need the ``bpy`` module.
@@ -113,5 +113,7 @@ def bench_regenerate(checkpoint: str = "", seconds: float = 10.0, repeats: int =
 if __name__ == "__main__":
     if sys.argv[1:2] == ["regenerate"]:
         print(bench_regenerate(sys.argv[2] if len(sys.argv) > 2 else ""))
+    elif sys.argv[1:2] == ["--json"]:
+        print(json.dumps(bench_bake()))
     else:
         print(bench_bake())

@@ -2,7 +2,7 @@
 
     python -m backend generate AUDIO -o motion.npz [--instruction TEXT] [--seed N]
     python -m backend analyze AUDIO
-    python -m backend bench [--seconds 5 30] [--device cpu] [--paper-scale]
+    python -m backend bench [--seconds 2 5 30 600] [--device cpu] [--paper-scale]
     python -m backend corpus build --out DIR ...
     python -m backend train {stage1-qformer,stage1-projection,stage2-talking,stage2-instruction,all}
     python -m backend evaluate ...
@@ -96,7 +96,8 @@ def cmd_analyze(args) -> int:
 def cmd_bench(args) -> int:
     from .bench.run import run_bench
 
-    report = run_bench(pipeline_config(args), seconds=args.seconds, paper_scale=args.paper_scale, repeats=args.repeats)
+    report = run_bench(pipeline_config(args), seconds=args.seconds, paper_scale=args.paper_scale, repeats=args.repeats,
+                       cold=not args.no_cold)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
@@ -150,8 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("bench", help="time and peak memory per stage")
-    p.add_argument("--seconds", type=float, nargs="+", default=[5.0, 30.0])
+    p.add_argument("--seconds", type=float, nargs="+", default=[2.0, 5.0, 30.0, 600.0], help="clip lengths (default: %(default)s)")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--no-cold", action="store_true", help="skip the cold start (a new process to the first result)")
     p.add_argument("--paper-scale", action="store_true", help="also instantiate HuBERT-large, wav2vec2-base and a 7B LLM shape")
     p.add_argument("--json", help="also write the report as JSON")
     add_pipeline_options(p)

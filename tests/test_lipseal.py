@@ -144,3 +144,39 @@ def test_whisper_is_unsure_of_noise(transcriber):
     noise = (0.05 * rng.standard_normal(48000)).astype(np.float32)
     timing = time_lips(noise, heard=transcriber.transcribe(noise))
     assert timing.source == "none" and not timing.phones
+
+
+def test_whisper_hears_the_same_words_from_our_encoder_output(transcriber):
+    """One pass over the speech: the decoder reading the speech features' encoder run hears what it hears from the log-mel."""
+    import torch
+
+    from backend.speech import load_encoder
+
+    audio = load_audio(DEMO_WAV)
+    window = load_encoder().encode_padded(torch.from_numpy(audio.samples))  # (1500, 384)
+    [ours], [theirs] = transcriber.transcribe(audio.samples, window.numpy()), transcriber.transcribe(audio.samples)
+    assert ours.text == theirs.text and (ours.start, ours.end) == (theirs.start, theirs.end)
+    assert ours.score == pytest.approx(theirs.score, abs=1e-4) and ours.no_speech == pytest.approx(theirs.no_speech, abs=1e-4)
+    with pytest.raises(ValueError, match="one chunk"):
+        transcriber.transcribe(np.zeros(16000 * 40, dtype=np.float32), window.numpy())
+
+
+def test_long_audio_is_decoded_a_few_chunks_at_a_time(transcriber, monkeypatch):
+    """Memory stays bounded on long audio: CTranslate2 never sees more than BATCH_CHUNKS windows at once."""
+    from types import SimpleNamespace
+
+    from backend.speech import asr
+
+    sizes = []
+
+    def generate(features, prompts, **options):
+        sizes.append(len(prompts))
+        return [SimpleNamespace(sequences_ids=[[transcriber.tokenizer.token_to_id("hello")]], scores=[-0.1], no_speech_prob=0.0)
+                for _ in prompts]
+
+    monkeypatch.setattr(transcriber, "model", SimpleNamespace(generate=generate))
+    samples = np.zeros(int(16000 * asr.MAX_CHUNK_S * (asr.BATCH_CHUNKS + 1.5)), dtype=np.float32)
+    heard = transcriber.transcribe(samples)
+    n = len(asr.chunks(samples))
+    assert n > asr.BATCH_CHUNKS and len(heard) == n and sum(sizes) == n and max(sizes) == asr.BATCH_CHUNKS
+    assert all(h.text == "hello" for h in heard)

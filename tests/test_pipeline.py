@@ -312,10 +312,11 @@ def test_server_without_weights_reports_and_keeps_serving(tmp_path):
 
 class CountingTranscriber:
     def __init__(self, heard=(), error=None):
-        self.heard, self.error, self.calls = list(heard), error, 0
+        self.heard, self.error, self.calls, self.encoded = list(heard), error, 0, []
 
-    def transcribe(self, samples):
+    def transcribe(self, samples, encoded=None):
         self.calls += 1
+        self.encoded.append(encoded)
         if self.error:
             raise self.error
         return self.heard
@@ -370,6 +371,7 @@ def test_stage1_reads_the_dialogue_text_or_what_whisper_heard(pipe, monkeypatch)
     analysis = pipe.analyze(audio)
     assert isinstance(analysis.instruction, str) and analysis.instruction
     assert analysis.words == "I am so angry with you." and heard.calls == 1  # the unsure chunk is left out
+    assert heard.encoded[0].shape == (1500, 384)  # one pass over the speech: recognition reads the features' encoder run
     assert options[-1]["samples"] == PipelineConfig().describe_samples > 0  # sampled sentences vote on the emotion
     assert seen[-1].shape == (1, 384) and abs(float(seen[-1].norm()) - 1) < 1e-3
     result = pipe.generate(audio, seed=0)

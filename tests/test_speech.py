@@ -200,3 +200,14 @@ def test_whisper_missing_folder(tmp_path):
     (tmp_path / "model.bin").write_bytes(b"\x06\x00\x00\x00garbage")
     with pytest.raises(SpeechModelError):
         load_encoder("whisper-tiny.en", tmp_path)
+
+
+@needs_whisper
+def test_features_with_window_are_the_features_of_one_encoder_run(tmp_path):
+    encoder = load_encoder()
+    samples = torch.from_numpy(speech_clip(tmp_path).samples)
+    feats, window = encoder.features_with_window(samples, 25.0)
+    assert torch.equal(feats, encoder.features_at(samples, 25.0))  # max abs difference 0
+    assert window.shape == (1500, 384) and torch.equal(window, encoder.encode_padded(samples))
+    long_feats, none = encoder.features_with_window(torch.randn(16000 * 33) * 0.05, 25.0)
+    assert none is None and long_feats.shape == (33 * 25, 384)

@@ -10,9 +10,9 @@ from backend.stage1.instructor import (
     IGNORE,
     Instructor,
     InstructorConfig,
-    SentenceEnded,
     Stage1,
     Stage1Config,
+    decode,
     first_sentence,
     load_stage1,
     save_stage1,
@@ -272,23 +272,22 @@ def test_vote_keeps_the_emotion_most_sentences_name():
 
 
 def test_generate_with_samples_votes_per_item(monkeypatch):
-    """Sampled sentences come back item-major; each item votes among its own greedy and sampled sentences."""
+    """Each item votes among its own greedy sentence (row 0) and its sampled ones."""
     llm, tokenizer = tiny_llm()
     stage1 = tiny_stage1()
     stage1.set_phase("frozen")
     query = stage1.qformer(torch.randn(2, 10, 12))
+    answers = iter([["He is calm.", "He is sad.", "He is sad.", "A happy man."], ["Hmm.", "She is happy.", "She is angry.", "She is happy."],
+                    ["He is calm."], ["Hmm."]])
     calls = []
 
-    def decode(batch, tokenizer, llm, max_new_tokens, **options):
-        calls.append(options)
-        if not options.get("do_sample"):
-            return ["He is calm.", "Hmm."]
-        return ["He is sad.", "He is sad.", "A happy man.", "She is happy.", "She is angry.", "She is happy."]
+    def fake_decode(llm, tokenizer, prompt, samples, max_new_tokens):
+        calls.append(samples)
+        return next(answers)
 
-    monkeypatch.setattr(stage1.instructor, "_decode", decode)
+    monkeypatch.setattr("backend.stage1.instructor.decode", fake_decode)
     assert stage1.instructor.generate(query, tokenizer, llm, samples=3) == ["He is sad.", "She is happy."]
-    assert calls[1]["num_return_sequences"] == 3 and calls[1]["top_p"] < 1
-    assert stage1.instructor.generate(query, tokenizer, llm) == ["He is calm.", "Hmm."] and len(calls) == 3  # greedy only
+    assert stage1.instructor.generate(query, tokenizer, llm) == ["He is calm.", "Hmm."] and calls == [3, 3, 0, 0]  # greedy only
 
 
 def test_generate_with_samples_is_seeded_and_leaves_the_global_rng_alone():
@@ -304,31 +303,22 @@ def test_generate_with_samples_is_seeded_and_leaves_the_global_rng_alone():
     assert isinstance(first, str)
 
 
-def test_sentence_end_stops_each_sequence_once_a_mark_is_followed_by_more():
-    _, tokenizer = tiny_llm()
-    rows = ["The speaker smiles . Brows", "The speaker smiles with raised", "The speaker smiles with .", "Brows lowered . The speaker"]
-    ids = torch.tensor([tokenizer(r, add_special_tokens=False)["input_ids"] for r in rows])  # (4, 5)
-    assert SentenceEnded(tokenizer)(ids, None).tolist() == [True, False, False, True]  # a final mark waits one token
-
-
-def test_stopping_at_the_sentence_end_changes_no_sentence():
-    """Sampled and greedy sentences are the same as decoding on to the end and cutting after the first sentence."""
+def test_the_shared_prompt_cache_decodes_the_greedy_sentence_of_a_plain_generate():
+    """Row 0 of ``decode`` (prompt read once, rows leaving at their sentence end) is transformers' greedy
+    decoding with the same penalties, cut after its first sentence."""
     llm, tokenizer = tiny_llm()
     stage1 = tiny_stage1()
     stage1.set_phase("frozen")
-    batch = stage1.instructor.build_inputs(stage1.qformer(torch.randn(3, 10, 12)), [0, 1, 2], tokenizer, llm)
-    options = [{"do_sample": False}, {"do_sample": True, "top_p": 0.9, "temperature": 1.0, "num_return_sequences": 4}]
-    cut = 0
-    for seed, opts in [(0, options[0]), (0, options[1]), (1, options[1]), (2, options[1])]:
+    for seed in range(4):
         torch.manual_seed(seed)
-        stopped = stage1.instructor._decode(batch, tokenizer, llm, 20, **opts)
-        torch.manual_seed(seed)
-        full = llm.generate(**batch, max_new_tokens=20, no_repeat_ngram_size=3, repetition_penalty=1.2,
-                            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, **opts)
-        texts = [" ".join(t.split()) for t in tokenizer.batch_decode(full, skip_special_tokens=True)]
-        assert stopped == [first_sentence(t) for t in texts]
-        cut += sum(first_sentence(t) != t for t in texts)
-    assert cut  # some sentences did go on past their end
+        batch = stage1.instructor.build_inputs(stage1.qformer(torch.randn(1, 10, 12)), seed % 3, tokenizer, llm)
+        sentences = decode(llm, tokenizer, batch["inputs_embeds"], 4, 20)
+        full = llm.generate(**batch, max_new_tokens=20, no_repeat_ngram_size=3, repetition_penalty=1.2, do_sample=False,
+                            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+        text = " ".join(tokenizer.batch_decode(full, skip_special_tokens=True)[0].split())
+        assert len(sentences) == 5 and sentences[0] == first_sentence(text)
+        assert decode(llm, tokenizer, batch["inputs_embeds"], 0, 20) == sentences[:1]
+        assert all(first_sentence(s) == s for s in sentences)
 
 
 def test_projection_must_match_the_llm():

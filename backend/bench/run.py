@@ -3,8 +3,11 @@
 Stages: speech features (stage-1 encoder, shared with the content path in the
 default stack), stage 1 (Q-Former + LLM generation), stage-2 prior sampling,
 stage-2 generator, lip timing (speech recognition + forced alignment for the
-lip seal); plus Regenerate (stage 2 on cached features) and, where
-``bpy`` is importable, the keyframe bake. With ``--paper-scale`` the paper's
+lip seal); plus Regenerate (stage 2 on cached features), the cold start (a new
+process: imports, model loading and the first 5 s line, ``bench.cold``) and,
+where ``bpy`` is importable, the keyframe bake (``python -m avitalk_blender.bench``
+in its own process: the backend never imports the add-on). Seconds are medians
+over the repeats. With ``--paper-scale`` the paper's
 backbones are built too: parameter counts everywhere, timings on a CUDA GPU.
 
 With no trained weights the default stack is timed on random weights of the
@@ -15,7 +18,13 @@ recognition and alignment see real words.
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
 import platform
+import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -29,6 +38,7 @@ from ..audio import load_audio
 from ..device import resolve_device
 from ..pipeline import Pipeline, PipelineConfig, PipelineError, checkpoint_paths
 
+SECONDS = (2.0, 5.0, 30.0, 600.0)  # the clip lengths a full report covers
 STAGES = ("speech_features", "speech_recognition", "stage1", "text_encoder", "stage2_prior", "stage2_generator", "lip_timing")
 DEMO_LINE = Path(__file__).resolve().parents[2] / "assets" / "demo" / "line.wav"
 
@@ -38,7 +48,8 @@ class PeakMemory:
 
     def __init__(self, device: torch.device):
         self.device = device
-        self.peak_mb = 0.0
+        self.peak_mb = 0.0   # above the level at the start of the block
+        self.total_mb = 0.0  # the process's peak resident memory during the block (CPU), allocator peak (CUDA)
 
     def __enter__(self):
         if self.device.type == "cuda":
@@ -64,11 +75,13 @@ class PeakMemory:
         if self.device.type == "cuda":
             torch.cuda.synchronize()
             self.peak_mb = (torch.cuda.max_memory_allocated() - self.base) / 2**20
+            self.total_mb = torch.cuda.max_memory_allocated() / 2**20
         else:
             self.stop.set()
             self.thread.join()
             self.peak = max(self.peak, self.proc.memory_info().rss)
             self.peak_mb = (self.peak - self.base) / 2**20
+            self.total_mb = self.peak / 2**20
         return False
 
 
@@ -117,29 +130,33 @@ def open_pipeline(config: PipelineConfig) -> tuple[Pipeline, bool]:
 
 
 def time_clip(pipe: Pipeline, seconds: float, repeats: int) -> dict:
+    """Warm seconds per stage (medians), peak memory per step and for a whole Generate, Regenerate."""
     audio = load_audio((bench_speech(seconds), 16000))
     pipe.generate(audio, seed=0)  # warm-up: lazy loads, allocator, kernels
-    best: dict[str, float] = {}
+    runs: list[dict[str, float]] = []
     memory: dict[str, float] = {}
     for _ in range(repeats):
         pipe.clear_cache()
         timings: dict[str, float] = {}
-        with PeakMemory(pipe.device) as mem:
-            pipe.features(audio, timings)
-        memory["speech_features"] = max(memory.get("speech_features", 0.0), mem.peak_mb)
-        with PeakMemory(pipe.device) as mem:
-            analysis = pipe.analyze(audio)
-        memory["stage1"] = max(memory.get("stage1", 0.0), mem.peak_mb)
-        for name in ("speech_recognition", "stage1"):  # Whisper's words, when stage 1 reads them
-            timings[name] = analysis.timings.get(name, 0.0)
-        with PeakMemory(pipe.device) as mem:
-            synthesis = pipe.synthesize(audio, "A man is furious and speaks with brows pulled down hard and lips pressed.", seed=1)
-        memory["stage2"] = max(memory.get("stage2", 0.0), mem.peak_mb)
+        with PeakMemory(pipe.device) as whole:
+            with PeakMemory(pipe.device) as mem:
+                pipe.features(audio, timings)
+            memory["speech_features"] = max(memory.get("speech_features", 0.0), mem.peak_mb)
+            with PeakMemory(pipe.device) as mem:
+                analysis = pipe.analyze(audio)
+            memory["stage1"] = max(memory.get("stage1", 0.0), mem.peak_mb)
+            for name in ("speech_recognition", "stage1"):  # Whisper's words, when stage 1 reads them
+                timings[name] = analysis.timings.get(name, 0.0)
+            with PeakMemory(pipe.device) as mem:
+                synthesis = pipe.synthesize(audio, "A man is furious and speaks with brows pulled down hard and lips pressed.", seed=1)
+            memory["stage2"] = max(memory.get("stage2", 0.0), mem.peak_mb)
+        memory["generate"] = max(memory.get("generate", 0.0), whole.peak_mb)
+        memory["process"] = max(memory.get("process", 0.0), whole.total_mb)
         for name in ("text_encoder", "stage2_prior", "stage2_generator", "lip_timing", "speech_recognition"):
             timings[name] = timings.get(name, 0.0) + synthesis.timings.get(name, 0.0)  # recognition runs once, for whichever asks first
-        timings["total"] = sum(timings[s] for s in STAGES)
-        for name, value in timings.items():
-            best[name] = min(best.get(name, float("inf")), value)
+        timings["total"] = sum(timings.get(s, 0.0) for s in STAGES)
+        runs.append(timings)
+    median = {name: statistics.median(run.get(name, 0.0) for run in runs) for name in (*STAGES, "total")}
     # Regenerate: a new instruction on cached features (stage 2 only).
     regen = []
     for i in range(repeats):
@@ -148,31 +165,44 @@ def time_clip(pipe: Pipeline, seconds: float, repeats: int) -> dict:
         regen.append(time.perf_counter() - start)
     return {
         "audio_seconds": seconds,
-        "seconds": {k: round(v, 4) for k, v in best.items()},
+        "seconds": {k: round(v, 4) for k, v in median.items()},
         "peak_mb": {k: round(v, 1) for k, v in memory.items()},
-        "regenerate_seconds": round(min(regen), 4),
-        "real_time_factor": round(best["total"] / seconds, 4),
+        "regenerate_seconds": round(statistics.median(regen), 4),
+        "real_time_factor": round(median["total"] / seconds, 4),
     }
 
 
+def cold_start(pipe: Pipeline) -> dict:
+    """A new Python process from start to the first result for a 5 s line (``python -m backend.bench.cold``),
+    with ``pipe``'s weights, device and vote."""
+    config = pipe.config
+    command = [sys.executable, "-m", "backend.bench.cold", "--device", str(pipe.device), "--samples", str(config.describe_samples)]
+    if config.checkpoint_dir:
+        command += ["--checkpoint", str(config.checkpoint_dir)]
+    if config.allow_untrained:
+        command.append("--allow-untrained")
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
+    return {"seconds": round(seconds, 3), **json.loads(done.stdout.strip().splitlines()[-1])}
+
+
 def bake_benchmark() -> dict | None:
-    try:
-        import bpy  # noqa: F401
-    except ImportError:
+    """The keyframe bake, timed by ``python -m avitalk_blender.bench`` in its own process; None without ``bpy``."""
+    if importlib.util.find_spec("bpy") is None:
         return None
-    import os
-    import sys
-
-    os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="avitalk_bres_"))
     root = Path(__file__).resolve().parents[2]
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    from avitalk_blender.bench import bench_bake
+    env = {**os.environ, "BLENDER_USER_RESOURCES": tempfile.mkdtemp(prefix="avitalk_bres_")}
+    done = subprocess.run([sys.executable, "-m", "avitalk_blender.bench", "--json"], cwd=root, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
-    return bench_bake()
 
-
-def run_bench(config: PipelineConfig | None = None, seconds=(5.0, 30.0), paper_scale=False, repeats=3, bake=True) -> dict:
+def run_bench(config: PipelineConfig | None = None, seconds=SECONDS, paper_scale=False, repeats=3, bake=True,
+              cold=True) -> dict:
     config = config or PipelineConfig()
     dev = resolve_device(config.device)
     torch.set_grad_enabled(False)
@@ -191,6 +221,9 @@ def run_bench(config: PipelineConfig | None = None, seconds=(5.0, 30.0), paper_s
         row = time_clip(pipe, float(s), repeats)
         report["default_stack"].append(row)
         print_row(row)
+    if cold:
+        report["cold_start"] = cold_start(pipe)
+        print(f"cold start (new process to the first 5 s result): {report['cold_start']}")
     if bake:
         result = bake_benchmark()
         if result is not None:
@@ -214,6 +247,7 @@ def print_row(row: dict) -> None:
     print(f"  {'lip timing (alignment)':<18}{s['lip_timing']:>10.3f}")
     print(f"  {'total':<18}{s['total']:>10.3f}   real-time factor {row['real_time_factor']:.3f}")
     print(f"  regenerate (stage 2 on cached features): {row['regenerate_seconds']:.3f} s")
+    print(f"  peak memory: {m['generate']:.1f} MB above the loaded models, {m['process']:.1f} MB for the process")
 
 
 def paper_scale_report(seconds, dev: torch.device) -> dict:

@@ -15,6 +15,11 @@ gzip, Whisper's own test, or it ran to that cap without ending; greedy
 decoding of synthetic speech can loop "my, my, my, ...") is decoded again
 with beam search and no repeated trigrams, and its score set to -inf if it
 still loops.
+
+A clip of one chunk can come with the output of our torch Whisper encoder over its padded 30 s window
+(``WhisperSpeechEncoder.encode_padded``, run anyway for the speech features): the decoder then reads it
+and CTranslate2's encoder does not run. It matches CTranslate2's float32 encoder to 5e-4 and decodes
+the same words.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ CUT_SEARCH_S = 8.0
 MAX_TOKENS = 220  # Whisper's text context is 448 (prompt included)
 TOKENS_PER_S = 8.0  # fast speech is about 7 tokens/s: more than this is a loop, so stop there
 MAX_COMPRESSION = 2.4
+BATCH_CHUNKS = 4  # chunks decoded together: memory stays bounded on long audio (the encoder's attention is per chunk)
 # int8 kernels differ between processors, and so do the words they decode (the demo line
 # loops on some); float32 decodes the same words everywhere
 COMPUTE_TYPE = "float32"
@@ -100,17 +106,26 @@ class Transcriber:
             raise SpeechModelError(f"{folder}: the tokenizer lacks Whisper's special tokens")
         self.mel_filters = torch.from_numpy(mel_filterbank(self.model.n_mels))  # (n_mels, 201)
 
-    def transcribe(self, samples: np.ndarray) -> list[Heard]:
-        """16 kHz mono samples -> one ``Heard`` per chunk (empty text where nothing was heard)."""
+    def transcribe(self, samples: np.ndarray, encoded: np.ndarray | None = None) -> list[Heard]:
+        """16 kHz mono samples -> one ``Heard`` per chunk (empty text where nothing was heard).
+
+        ``encoded``: the same Whisper encoder's (1500, d_model) output over the clip padded to 30 s,
+        for a clip of one chunk (see the module docstring); None: CTranslate2 encodes the log-mel."""
         samples = np.asarray(samples, dtype=np.float32)
         if samples.ndim != 1 or len(samples) == 0:
             raise ValueError(f"samples must be a non-empty mono (N,) array, got shape {samples.shape}")
         spans = chunks(samples)
-        mels = []
-        for start, end in spans:
-            window = F.pad(torch.from_numpy(samples[start:end]), (0, CHUNK_SAMPLES - (end - start)))  # (480000,)
-            mels.append(log_mel(window, self.mel_filters))  # (n_mels, 3000)
-        mels = np.ascontiguousarray(torch.stack(mels).numpy())  # (n, n_mels, 3000)
+        if encoded is not None:
+            if len(spans) != 1 or encoded.ndim != 2:
+                raise ValueError(f"encoder output is read for a clip of one chunk only, as (frames, dim); got "
+                                 f"{len(spans)} chunks and shape {encoded.shape}")
+            mels = np.ascontiguousarray(encoded[None], dtype=np.float32)  # (1, 1500, d_model)
+        else:
+            mels = []
+            for start, end in spans:
+                window = F.pad(torch.from_numpy(samples[start:end]), (0, CHUNK_SAMPLES - (end - start)))  # (480000,)
+                mels.append(log_mel(window, self.mel_filters))  # (n_mels, 3000)
+            mels = np.ascontiguousarray(torch.stack(mels).numpy())  # (n, n_mels, 3000)
         longest = max(end - start for start, end in spans) / SAMPLE_RATE
         budget = min(MAX_TOKENS, int(12 + TOKENS_PER_S * longest))  # text tokens per chunk
         decoded = self._decode(mels, budget, beam_size=1)
@@ -123,13 +138,16 @@ class Transcriber:
                 for (start, end), (text, score, no_speech, _) in zip(spans, decoded)]
 
     def _decode(self, mels: np.ndarray, budget: int, **options) -> list[tuple[str, float, float, bool]]:
-        """(n, n_mels, 3000) log-mel windows -> (text, mean log-probability, no-speech probability, looped) each.
+        """(n, n_mels, 3000) log-mel windows (or (n, 1500, d_model) encoder output) -> (text, mean log-probability, no-speech probability, looped) each.
 
         Looped: the text repeats itself, or ran to ``budget`` tokens without ending.
         """
         # CTranslate2's Whisper stops at max_length / 2 text tokens (measured, ctranslate2 4.8)
-        results = self.model.generate(self._ct2.StorageView.from_array(mels), [self.prompt] * len(mels), max_length=2 * budget,
-                                      return_scores=True, return_no_speech_prob=True, suppress_blank=True, **options)
+        results = []
+        for i in range(0, len(mels), BATCH_CHUNKS):
+            batch = np.ascontiguousarray(mels[i : i + BATCH_CHUNKS])
+            results += self.model.generate(self._ct2.StorageView.from_array(batch), [self.prompt] * len(batch), max_length=2 * budget,
+                                           return_scores=True, return_no_speech_prob=True, suppress_blank=True, **options)
         out = []
         for r in results:
             text = self.tokenizer.decode(r.sequences_ids[0]).strip()

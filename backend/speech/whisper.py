@@ -43,8 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..audio import SAMPLE_RATE
-from .base import SpeechEncoder, SpeechModelError
+from ..audio import SAMPLE_RATE, windows
+from .base import SpeechEncoder, SpeechModelError, _as_samples, _fit, n_frames, resample_frames
 
 N_FFT = 400
 HOP = 160
@@ -138,15 +138,31 @@ class WhisperSpeechEncoder(SpeechEncoder):
         self.requires_grad_(False)
         self.eval()
 
-    def _encode_window(self, samples: torch.Tensor) -> torch.Tensor:
+    def encode_padded(self, samples: torch.Tensor) -> torch.Tensor:
+        """(N,) samples, at most 30 s -> (1500, D): the encoder's output over the zero-padded 30 s window,
+        which is what Whisper's decoder reads (speech recognition reuses it, ``speech.asr``)."""
         n = len(samples)
         if n > CHUNK_SAMPLES:
             raise ValueError(f"a Whisper window holds at most {CHUNK_SECONDS} s; got {n / SAMPLE_RATE:.1f} s")
         padded = F.pad(samples, (0, CHUNK_SAMPLES - n))  # (480000,)
         mel = log_mel(padded, self.mel_filters)  # (n_mels, 3000)
         dtype = self.encoder.conv1.weight.dtype
-        feats = self.encoder(mel[None].to(dtype))[0]  # (1500, D)
-        return feats[: max(1, math.ceil(n / (2 * HOP)))]  # frames that cover the real audio
+        return self.encoder(mel[None].to(dtype))[0]  # (1500, D)
+
+    def _encode_window(self, samples: torch.Tensor) -> torch.Tensor:
+        return self.encode_padded(samples)[: max(1, math.ceil(len(samples) / (2 * HOP)))]  # frames that cover the real audio
+
+    @torch.no_grad()
+    def features_with_window(self, samples: torch.Tensor, fps: float = 25.0) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``features_at(samples, fps)`` and, for audio of one window, ``encode_padded(samples)`` from the same
+        encoder run (None for longer audio)."""
+        samples = _as_samples(samples).to(self.device)
+        if len(windows(len(samples), self.window_s, self.overlap_s)) > 1:
+            return self.features_at(samples, fps), None
+        window = self.encode_padded(samples)  # (1500, D)
+        n_out = max(1, math.ceil(len(samples) * self.native_rate / SAMPLE_RATE))
+        feats = _fit(window[: max(1, math.ceil(len(samples) / (2 * HOP)))].float(), n_out)  # as ``encode``
+        return resample_frames(feats, self.native_rate, fps, n_frames(len(samples), fps)), window
 
 
 def mel_filterbank(n_mels: int) -> np.ndarray:

@@ -16,13 +16,13 @@ plugs in. Training follows the paper's two phases:
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from torch.nn import functional as F
-from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers import (LogitsProcessorList, NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor,
+                          TopKLogitsWarper, TopPLogitsWarper)
 
 from .templates import TEMPLATES
 from .vote import vote
@@ -49,18 +49,6 @@ def first_sentence(text: str) -> str:
     text = " ".join(text.split())
     end = re.search(r"[.!?](\s|$)", text)
     return text[: end.start() + 1] if end else text
-
-
-class SentenceEnded(StoppingCriteria):
-    """Stops each sequence once its first sentence has ended (a sentence mark followed by a space):
-    ``first_sentence`` drops the rest, and a batch runs as long as its longest sequence."""
-
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
-
-    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
-        texts = self.tokenizer.batch_decode(input_ids, skip_special_tokens=True)  # new tokens only (prompt given as embeddings)
-        return torch.tensor([re.search(r"[.!?]\s", t) is not None for t in texts], device=input_ids.device)
 
 
 class Instructor(nn.Module):
@@ -175,33 +163,72 @@ class Instructor(nn.Module):
 
         With ``samples`` > 0 the LLM also writes that many sampled sentences (nucleus sampling, seeded
         by ``seed``), and the greedy sentence stands only when it names the emotion most of them name
-        (``vote``): a self-consistency check against the greedy sentence's slips and empty answers."""
-        batch = self.build_inputs(query_out, template_ids, tokenizer, llm)
-        greedy = self._decode(batch, tokenizer, llm, max_new_tokens, do_sample=False)
-        if samples <= 0:
-            return greedy
-        devices = [query_out.device] if query_out.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            drawn = self._decode(batch, tokenizer, llm, max_new_tokens, do_sample=True, top_p=SAMPLE_TOP_P, temperature=1.0,
-                                 num_return_sequences=samples)  # item-major: B x samples
-        return [vote([g] + drawn[i * samples : (i + 1) * samples]) for i, g in enumerate(greedy)]
+        (``vote``): a self-consistency check against the greedy sentence's slips and empty answers.
+        The prompt is read once per item; the greedy row and the samples decode as one batch from that
+        shared key/value cache (``decode``)."""
+        B = query_out.shape[0]
+        if isinstance(template_ids, int):
+            template_ids = [template_ids] * B
+        if len(template_ids) != B:
+            raise ValueError("one template id per batch item")
+        out = []
+        for b in range(B):
+            batch = self.build_inputs(query_out[b : b + 1], template_ids[b], tokenizer, llm)
+            devices = [query_out.device] if query_out.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(seed)
+                sentences = decode(llm, tokenizer, batch["inputs_embeds"], samples,
+                                   max_new_tokens or self.config.max_new_tokens)
+            out.append(vote(sentences) if samples > 0 else sentences[0])
+        return out
 
-    def _decode(self, batch: dict, tokenizer, llm, max_new_tokens: int | None, **options) -> list[str]:
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        with warnings.catch_warnings():  # the penalties apply to new tokens only: what we want
-            warnings.filterwarnings("ignore", message="Passing `(repetition_penalty|no_repeat_ngram_size)` with `inputs_embeds`")
-            new = llm.generate(
-                **batch,
-                max_new_tokens=max_new_tokens or self.config.max_new_tokens,
-                no_repeat_ngram_size=3,
-                repetition_penalty=1.2,
-                pad_token_id=pad,
-                eos_token_id=tokenizer.eos_token_id,
-                stopping_criteria=StoppingCriteriaList([SentenceEnded(tokenizer)]),
-                **options,
-            )  # (B * n, n_new): only new tokens when the prompt is given as embeddings
-        return [first_sentence(t) for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
+
+def decode(llm, tokenizer, prompt: torch.Tensor, samples: int, max_new_tokens: int) -> list[str]:
+    """(1, L, E) prompt embeddings -> ``1 + samples`` first sentences: the greedy one, then the sampled ones.
+
+    The prompt runs through the LLM once; its key/value cache is copied to every row. Each step applies
+    the repetition penalty (1.2) and the trigram ban to every row, then row 0 takes the most likely
+    token and the others draw from the top 50 / top-p ``SAMPLE_TOP_P`` tokens. A row leaves the batch
+    at its first sentence end (a sentence mark followed by a space), at EOS, or after ``max_new_tokens``.
+    """
+    processors = LogitsProcessorList([RepetitionPenaltyLogitsProcessor(1.2), NoRepeatNGramLogitsProcessor(3)])
+    warpers = LogitsProcessorList([TopKLogitsWarper(50), TopPLogitsWarper(SAMPLE_TOP_P)])
+    out = llm(inputs_embeds=prompt, use_cache=True)
+    cache, logits = out.cache, out.logits[:, -1].float()  # (1, V)
+    rows = 1 + samples
+    if samples:
+        cache.batch_repeat_interleave(rows)
+        logits = logits.repeat(rows, 1)  # (R, V)
+    device = prompt.device
+    ids = torch.empty(rows, 0, dtype=torch.long, device=device)  # (R, n) tokens written so far
+    alive = torch.arange(rows, device=device)  # which rows are still in the batch
+    done: dict[int, list[int]] = {}
+    for step in range(max_new_tokens):
+        scores = processors(ids[alive], logits)  # (A, V)
+        token = scores.argmax(dim=-1)  # (A,)
+        sampled = alive != 0
+        if sampled.any():
+            probs = warpers(ids[alive][sampled], scores[sampled]).softmax(dim=-1)
+            token[sampled] = torch.multinomial(probs, 1).squeeze(1)
+        new = torch.full((rows, 1), tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0,
+                         dtype=torch.long, device=device)
+        new[alive, 0] = token
+        ids = torch.cat([ids, new], dim=1)  # (R, n + 1)
+        keep = []
+        for i, r in enumerate(alive.tolist()):
+            text = tokenizer.decode(ids[r], skip_special_tokens=True)
+            if int(token[i]) == tokenizer.eos_token_id or re.search(r"[.!?]\s", text) or step + 1 == max_new_tokens:
+                done[r] = ids[r].tolist()
+            else:
+                keep.append(i)
+        if not keep:
+            break
+        if len(keep) < len(alive):
+            index = torch.tensor(keep, device=device)
+            cache.batch_select_indices(index)
+            alive, token = alive[index], token[index]
+        logits = llm(input_ids=token[:, None], cache=cache, use_cache=True).logits[:, -1].float()  # (A, V)
+    return [first_sentence(tokenizer.decode(done[r], skip_special_tokens=True)) for r in range(rows)]
 
 
 @dataclass
