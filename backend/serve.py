@@ -308,7 +308,7 @@ class Server:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .cli import add_pipeline_options, pipeline_config
+    from .options import add_pipeline_options, pipeline_config
 
     parser = argparse.ArgumentParser(prog="python -m backend serve")
     add_pipeline_options(parser)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cli import add_pipeline_options, pipeline_config
+from ..options import add_pipeline_options, pipeline_config
 from ..errors import RequestError
 from ..phones import Segment
 from ..motion import Motion, MotionFileError, load_motion, resample
