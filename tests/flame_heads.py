@@ -1,0 +1,75 @@
+"""FLAME-format heads of another topology made from our default head, for the FLAME-map tests.
+
+``decimated_head`` clusters our head's vertices on a grid (upper and lower jaw,
+eyeballs and skin kept apart so the lips stay two lips), drops teeth and the
+mouth interior, and replaces the expression basis by a random rotation of
+our 52 shapes mixed with smooth extra fields, each column rescaled, as a PCA
+basis would be. ``truth`` holds what is needed to measure it: the cluster of
+every kept vertex of ours and the rotation that maps our coefficients onto it.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from backend.flame.pickle_io import FlameModel
+
+DROP_PARTS = ("teeth", "mouth")
+
+
+@dataclass
+class Truth:
+    cluster: np.ndarray      # (V_ours,) cluster index of each of our vertices, -1 where dropped
+    to_target: np.ndarray    # (100, 100): target coefficients = ours @ to_target (exact for our 52 shapes)
+
+
+def decimated_head(model: FlameModel, cell: float = 3.5e-3, seed: int = 0, n_extra_fields: int = 48,
+                   scale: float = 1.0) -> tuple[FlameModel, Truth]:
+    rng = np.random.default_rng(seed)
+    parts = list(model.extras["avitalk_part_names"])
+    face_part = model.extras["avitalk_face_parts"]
+    keep_faces = model.faces[~np.isin(face_part, [parts.index(p) for p in DROP_PARTS])]
+    kept = np.unique(keep_faces)
+    eyes = np.zeros(model.n_verts, dtype=bool)
+    eyes[model.extras["avitalk_vertex_groups"]["eyes"]] = True
+    lower = model.weights[:, 2] > 0.5
+    v = model.v_template
+    key = np.concatenate([np.floor(v / cell).astype(np.int64), eyes[:, None], lower[:, None]], axis=1)[kept]
+    _, cluster_of_kept = np.unique(key, axis=0, return_inverse=True)
+    cluster_of_kept = cluster_of_kept.ravel()
+    n = int(cluster_of_kept.max()) + 1
+    cluster = np.full(model.n_verts, -1)
+    cluster[kept] = cluster_of_kept
+    count = np.bincount(cluster_of_kept, minlength=n).astype(np.float64)
+
+    def mean(a):
+        out = np.zeros((n,) + a.shape[1:])
+        np.add.at(out, cluster_of_kept, a[kept])
+        return out / count.reshape((n,) + (1,) * (a.ndim - 1))
+
+    faces = cluster[keep_faces]
+    faces = faces[(faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])]
+    faces = np.unique(faces, axis=0)
+    v_new = mean(v)
+    weights = mean(model.weights)
+    weights /= weights.sum(axis=1, keepdims=True)
+    j_reg = np.zeros((5, n))
+    for j in range(5):
+        np.add.at(j_reg[j], cluster_of_kept, model.J_regressor[j, kept])
+    j_reg /= j_reg.sum(axis=1, keepdims=True)
+
+    dirs = mean(model.exprdirs)                                                      # (n, 3, 100)
+    n_ours = int(np.count_nonzero(np.abs(model.exprdirs).reshape(-1, model.n_expr).max(axis=0)))
+    for k in range(n_ours, min(n_ours + n_extra_fields, 100)):                       # smooth extra shapes
+        freq = rng.normal(size=(3, 3)) / 0.04
+        phase = rng.uniform(0, 2 * np.pi, size=3)
+        dirs[:, :, k] = 2e-3 * np.sin(v_new @ freq + phase)
+    rot, _ = np.linalg.qr(rng.normal(size=(100, 100)))
+    gains = rng.uniform(0.5, 2.0, size=100)
+    exprdirs = np.einsum("vck,kl->vcl", dirs, rot) * gains                            # column l = sum_k dirs_k rot_kl
+    to_target = rot / gains                                                          # dirs @ c = exprdirs @ (c @ rot / g)
+    target = FlameModel(
+        v_template=scale * v_new, faces=faces.astype(np.int64), shapedirs=np.zeros((n, 3, 0)),
+        exprdirs=scale * exprdirs, posedirs=scale * mean(model.posedirs), J_regressor=j_reg, weights=weights,
+        parents=model.parents.copy(), extras={})
+    return target, Truth(cluster, to_target)
