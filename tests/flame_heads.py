@@ -21,10 +21,18 @@ DROP_PARTS = ("teeth", "mouth")
 class Truth:
     cluster: np.ndarray      # (V_ours,) cluster index of each of our vertices, -1 where dropped
     to_target: np.ndarray    # (100, 100): target coefficients = ours @ to_target (exact for our 52 shapes)
+    picked: np.ndarray | None  # (V_target,) our vertex each target vertex is (``keep_vertices``), else None
 
 
 def decimated_head(model: FlameModel, cell: float = 3.5e-3, seed: int = 0, n_extra_fields: int = 48,
-                   scale: float = 1.0) -> tuple[FlameModel, Truth]:
+                   keep_vertices: bool = False, scale: float = 1.0, shift=(0.0, 0.0, 0.0)) -> tuple[FlameModel, Truth]:
+    """A FLAME-format head with one vertex per grid cell of ``cell`` metres.
+
+    Each new vertex is the mean of its cell's vertices (a remeshed, smoother
+    head), or with ``keep_vertices`` the cell's vertex nearest that mean (a
+    decimated head whose vertices are some of ours). The head is then scaled
+    and shifted.
+    """
     rng = np.random.default_rng(seed)
     parts = list(model.extras["avitalk_part_names"])
     face_part = model.extras["avitalk_face_parts"]
@@ -42,10 +50,19 @@ def decimated_head(model: FlameModel, cell: float = 3.5e-3, seed: int = 0, n_ext
     cluster[kept] = cluster_of_kept
     count = np.bincount(cluster_of_kept, minlength=n).astype(np.float64)
 
-    def mean(a):
+    def cluster_mean(a):
         out = np.zeros((n,) + a.shape[1:])
         np.add.at(out, cluster_of_kept, a[kept])
         return out / count.reshape((n,) + (1,) * (a.ndim - 1))
+
+    if keep_vertices:                                                                # the member nearest the mean
+        d = np.linalg.norm(v[kept] - cluster_mean(v)[cluster_of_kept], axis=1)
+        order = np.lexsort((d, cluster_of_kept))
+        first = order[np.r_[True, np.diff(cluster_of_kept[order]) != 0]]
+        pick = kept[first]
+        mean = lambda a: a[pick]  # noqa: E731
+    else:
+        pick, mean = None, cluster_mean
 
     faces = cluster[keep_faces]
     faces = faces[(faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])]
@@ -53,10 +70,11 @@ def decimated_head(model: FlameModel, cell: float = 3.5e-3, seed: int = 0, n_ext
     v_new = mean(v)
     weights = mean(model.weights)
     weights /= weights.sum(axis=1, keepdims=True)
-    j_reg = np.zeros((5, n))
-    for j in range(5):
-        np.add.at(j_reg[j], cluster_of_kept, model.J_regressor[j, kept])
-    j_reg /= j_reg.sum(axis=1, keepdims=True)
+    j_reg = np.zeros((5, n))          # our joints, regressed from the 12 nearest new vertices (affine weights)
+    for j, joint in enumerate(model.J_regressor @ v):
+        near = np.argsort(np.linalg.norm(v_new - joint, axis=1))[:12]
+        a = np.vstack([v_new[near].T, np.ones(12)])                                  # (4, 12)
+        j_reg[j, near] = np.linalg.lstsq(a, np.append(joint, 1.0), rcond=None)[0]
 
     dirs = mean(model.exprdirs)                                                      # (n, 3, 100)
     n_ours = int(np.count_nonzero(np.abs(model.exprdirs).reshape(-1, model.n_expr).max(axis=0)))
@@ -69,7 +87,7 @@ def decimated_head(model: FlameModel, cell: float = 3.5e-3, seed: int = 0, n_ext
     exprdirs = np.einsum("vck,kl->vcl", dirs, rot) * gains                            # column l = sum_k dirs_k rot_kl
     to_target = rot / gains                                                          # dirs @ c = exprdirs @ (c @ rot / g)
     target = FlameModel(
-        v_template=scale * v_new, faces=faces.astype(np.int64), shapedirs=np.zeros((n, 3, 0)),
+        v_template=scale * v_new + np.asarray(shift), faces=faces.astype(np.int64), shapedirs=np.zeros((n, 3, 0)),
         exprdirs=scale * exprdirs, posedirs=scale * mean(model.posedirs), J_regressor=j_reg, weights=weights,
         parents=model.parents.copy(), extras={})
-    return target, Truth(cluster, to_target)
+    return target, Truth(cluster, to_target, pick)

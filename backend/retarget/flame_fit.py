@@ -35,8 +35,9 @@ JAW_REFERENCE = 0.2      # rad: our jaw and the file's jaw are compared at this 
 REACH = 4e-3             # m: a file vertex farther than this from our registered skin is left out
 RIDGE = 1e-3             # relative to the basis' mean squared column norm
 NEIGHBOURS = 8           # candidates for the normal-compatible nearest point
-PER_FRAME = SolveSettings(ridge=RIDGE, smooth=0.05, iterations=200)
+PER_FRAME = SolveSettings(ridge=RIDGE, smooth=0.005, iterations=200)
 COEFF_BOUND = 10.0       # |coefficient| in the per-frame solve, in units of the file's components
+JAW_RANGE = (-0.1, 0.8)  # rad: the jaw opening the per-frame solve allows
 
 
 class FlameFitError(AviTalkError):
@@ -68,9 +69,9 @@ class FlameMap:
         ours = self._inputs(motion).astype(np.float64)                                        # (T, C)
         if per_frame:
             k = self.matrix.shape[1]
-            bound = np.full(k, COEFF_BOUND)
-            bound[-1] = np.pi / 4
-            coeffs = solve_weights(self.basis_r, ours @ self.fields_q, lower=-bound, upper=bound,
+            lower, upper = np.full(k, -COEFF_BOUND), np.full(k, COEFF_BOUND)
+            lower[-1], upper[-1] = np.array(JAW_RANGE) / JAW_REFERENCE                        # jaw, in its column's unit
+            coeffs = solve_weights(self.basis_r, ours @ self.fields_q, lower=lower, upper=upper,
                                    settings=settings, start=ours @ self.matrix)
         else:
             coeffs = ours @ self.matrix                                                       # (T, K)
