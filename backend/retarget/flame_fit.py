@@ -33,6 +33,7 @@ from .solve import SolveSettings, solve_weights
 MAP_VERSION = 1
 JAW_REFERENCE = 0.2      # rad: our jaw and the file's jaw are compared at this opening
 REACH = 4e-3             # m: a file vertex farther than this from our registered skin is left out
+RIGID_MEDIAN = 1e-2      # m: half of our skin lies this close to a head after the similarity, or it is no head
 RIDGE = 1e-3             # relative to the basis' mean squared column norm
 NEIGHBOURS = 8           # candidates for the normal-compatible nearest point
 PER_FRAME = SolveSettings(ridge=RIDGE, smooth=0.005, iterations=200)
@@ -239,6 +240,11 @@ def register(source: FlameModel, target: FlameModel, rounds: int = 3) -> tuple[n
         ds, dr, dt = similarity(placed[use], tgt_v[idx[use]])
         placed = ds * placed @ dr.T + dt
         r = dr @ r
+    dist = nearest_compatible(placed, normals_src @ r.T, tgt_v, tgt_n)[1]
+    if np.median(dist) > RIGID_MEDIAN:
+        raise FlameFitError(f"the file's template does not match a head: after the best similarity, half of our "
+                            f"skin lies over {np.median(dist) * 1000:.0f} mm from it (a FLAME head lies within "
+                            f"{RIGID_MEDIAN * 1000:.0f} mm)")
     src, dst = _neighbours(np.searchsorted(skin, source.faces[np.isin(source.faces, skin).all(axis=1)]), len(skin))
     normals = normals_src @ r.T
     for reach in (3 * REACH, REACH):                                                         # non-rigid

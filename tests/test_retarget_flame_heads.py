@@ -91,3 +91,20 @@ def decimated_head(model: FlameModel, cell: float = 3.5e-3, seed: int = 0, n_ext
         exprdirs=scale * exprdirs, posedirs=scale * mean(model.posedirs), J_regressor=j_reg, weights=weights,
         parents=model.parents.copy(), extras={})
     return target, Truth(cluster, to_target, pick)
+
+
+def test_decimated_head_is_another_topology_with_our_shapes_rotated():
+    from backend.flame.lbs_numpy import flame_forward
+    from backend.flame.pickle_io import load_flame
+    from backend.head import default_head_path
+
+    ours = load_flame(default_head_path())
+    head, truth = decimated_head(ours, cell=5e-3, seed=4, keep_vertices=True)
+    assert head.n_verts < ours.n_verts / 2 and head.exprdirs.shape == (head.n_verts, 3, 100)
+    coeffs = np.zeros((1, 100))
+    coeffs[0, :52] = np.random.default_rng(0).uniform(0, 1, 52)
+    mine = flame_forward(ours, expression=coeffs)[0][0, truth.picked]
+    theirs = flame_forward(head, expression=coeffs @ truth.to_target)[0][0]
+    np.testing.assert_allclose(theirs, mine, atol=1e-9)                              # exact under the rotation
+    assert np.abs(flame_forward(head, expression=coeffs)[0][0] - mine).max() > 2e-3  # and nothing like it without
+    np.testing.assert_allclose(head.J_regressor @ head.v_template, ours.J_regressor @ ours.v_template, atol=1e-9)
