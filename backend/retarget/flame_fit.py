@@ -36,7 +36,7 @@ REACH = 4e-3             # m: a file vertex farther than this from our registere
 RIGID_MEDIAN = 1e-2      # m: half of our skin lies this close to a head after the similarity, or it is no head
 RIDGE = 1e-3             # relative to the basis' mean squared column norm
 NEIGHBOURS = 8           # candidates for the normal-compatible nearest point
-PER_FRAME = SolveSettings(ridge=RIDGE, smooth=0.005, iterations=200)
+PER_FRAME = SolveSettings(ridge=RIDGE, smooth=0.005, iterations=100)
 COEFF_BOUND = 10.0       # |coefficient| in the per-frame solve, in units of the file's components
 JAW_RANGE = (-0.1, 0.8)  # rad: the jaw opening the per-frame solve allows
 
@@ -148,14 +148,18 @@ def _knn(points: np.ndarray, targets: np.ndarray, k: int, chunk: int = 512) -> t
     return idx, d2_out
 
 
-def nearest_compatible(points, normals, targets, target_normals) -> tuple[np.ndarray, np.ndarray]:
-    """Index of each point's nearest target whose normal faces the same way (else the nearest), and the distance.
+def nearest_compatible(points, normals, targets, target_normals, jaw=None, target_jaw=None):
+    """Index of each point's nearest compatible target (else the nearest), and the distance.
 
-    The normal test keeps the upper lip from pairing with the lower lip across a closed mouth.
+    Compatible: the normals face the same way and, when given, the jaw skinning
+    weights agree within a half. Both keep the upper lip from pairing with the
+    lower lip across a closed mouth.
     """
     cand, d2 = _knn(points, targets, min(NEIGHBOURS, len(targets)))                         # (n, k)
-    facing = np.einsum("pc,pkc->pk", normals, target_normals[cand]) > 0.3
-    best = np.argmin(np.where(facing, d2, d2 + 1e6), axis=1)
+    ok = np.einsum("pc,pkc->pk", normals, target_normals[cand]) > 0.3
+    if jaw is not None:
+        ok &= np.abs(jaw[:, None] - target_jaw[cand]) < 0.5
+    best = np.argmin(np.where(ok, d2, d2 + 1e6), axis=1)
     rows = np.arange(len(points))
     return cand[rows, best], np.sqrt(d2[rows, best])
 
@@ -234,13 +238,14 @@ def register(source: FlameModel, target: FlameModel, rounds: int = 3) -> tuple[n
     tgt_v = target.v_template
     tgt_n = vertex_normals(tgt_v, target.faces)
     placed = s * source.v_template[skin] @ r.T + t
+    jaw, tgt_jaw = source.weights[skin, 2], target.weights[:, 2]
     for _ in range(rounds):                                                                  # similarity ICP
-        idx, dist = nearest_compatible(placed, normals_src @ r.T, tgt_v, tgt_n)
+        idx, dist = nearest_compatible(placed, normals_src @ r.T, tgt_v, tgt_n, jaw, tgt_jaw)
         use = dist < np.quantile(dist, 0.8)
         ds, dr, dt = similarity(placed[use], tgt_v[idx[use]])
         placed = ds * placed @ dr.T + dt
         r = dr @ r
-    dist = nearest_compatible(placed, normals_src @ r.T, tgt_v, tgt_n)[1]
+    dist = nearest_compatible(placed, normals_src @ r.T, tgt_v, tgt_n, jaw, tgt_jaw)[1]
     if np.median(dist) > RIGID_MEDIAN:
         raise FlameFitError(f"the file's template does not match a head: after the best similarity, half of our "
                             f"skin lies over {np.median(dist) * 1000:.0f} mm from it (a FLAME head lies within "
@@ -248,7 +253,7 @@ def register(source: FlameModel, target: FlameModel, rounds: int = 3) -> tuple[n
     src, dst = _neighbours(np.searchsorted(skin, source.faces[np.isin(source.faces, skin).all(axis=1)]), len(skin))
     normals = normals_src @ r.T
     for reach in (3 * REACH, REACH):                                                         # non-rigid
-        idx, dist = nearest_compatible(placed, normals, tgt_v, tgt_n)
+        idx, dist = nearest_compatible(placed, normals, tgt_v, tgt_n, jaw, tgt_jaw)
         move = tgt_v[idx] - placed
         weight = (dist < reach).astype(np.float64) + 1e-3
         placed = placed + _smooth(move, weight, src, dst, rounds=4)
@@ -271,7 +276,7 @@ def fit_flame_map(target: FlameModel, source: FlameModel | None = None, digest: 
     tgt_v = target.v_template
     # Each target vertex takes the field of its closest registered skin vertex.
     src_n = vertex_normals(placed, np.searchsorted(skin, source.faces[np.isin(source.faces, skin).all(axis=1)]))
-    pair, dist = nearest_compatible(tgt_v, tgt_n, placed, src_n)
+    pair, dist = nearest_compatible(tgt_v, tgt_n, placed, src_n, target.weights[:, 2], source.weights[skin, 2])
     use = np.flatnonzero(dist < REACH)
     if len(use) < 0.2 * len(tgt_v):
         raise FlameFitError(f"only {len(use)} of the file's {len(tgt_v)} vertices lie within {REACH * 1000:.0f} mm "
@@ -326,3 +331,45 @@ def flame_map_for_file(path, cache_dir=None) -> FlameMap:
     except OSError:
         pass                                                                                 # works, uncached
     return fitted
+
+
+# ---------------------------------------------------------------------------
+# Command line: fit a file and print what the map reproduces
+
+
+def report(path, frames: int = 750) -> str:
+    """Fit the map for a FLAME file (not cached) and say how long it took and how well each channel fits."""
+    import time
+
+    from ..head import default_head_path
+
+    source = load_flame(default_head_path())
+    target = load_flame(path)
+    start = time.perf_counter()
+    fitted = fit_flame_map(target, source, file_digest(path))
+    fit_s = time.perf_counter() - start
+    rng = np.random.default_rng(0)
+    motion = Motion.zeros(frames, source.n_expr, 25.0)
+    motion.expression[:, : len(fitted.channels) - 1] = rng.uniform(0, 1, (frames, len(fitted.channels) - 1))
+    motion.jaw_pose[:, 0] = rng.uniform(0, 0.3, frames)
+    times = {}
+    for per_frame in (False, True):
+        start = time.perf_counter()
+        fitted.apply(motion, per_frame=per_frame)
+        times[per_frame] = time.perf_counter() - start
+    lines = [f"{target.n_verts} vertices, {target.n_expr} expression components: fit {fit_s:.2f} s; "
+             f"{frames} frames: map {times[False] * 1000:.1f} ms, per-frame solve {times[True] * 1000:.0f} ms",
+             "", "| our channel | RMS error (mm) | max error (mm) |", "|---|---|---|"]
+    lines += [f"| {c} | {rms:.3f} | {worst:.2f} |" for c, (rms, worst) in fitted.fit_error_mm.items()]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m backend.retarget.flame_fit FLAME_FILE")
+    try:
+        print(report(sys.argv[1]))
+    except AviTalkError as exc:
+        sys.exit(str(exc))
