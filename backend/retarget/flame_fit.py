@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +43,7 @@ JAW_RANGE = (-0.1, 0.8)  # rad: the jaw opening the per-frame solve allows
 
 
 class FlameFitError(AviTalkError):
-    """Our head cannot be registered to a FLAME file, or a map does not fit the motion it is given."""
+    """Our head cannot be registered to a FLAME file's template, or a cached map is of another version."""
 
 
 @dataclass
@@ -67,6 +68,7 @@ class FlameMap:
 
     def apply(self, motion: Motion, per_frame: bool = False, settings: SolveSettings = PER_FRAME) -> Motion:
         """Our motion in the file's basis: its expression coefficients, the jaw's opening rescaled."""
+        motion.validate()
         ours = self._inputs(motion).astype(np.float64)                                        # (T, C)
         if per_frame:
             k = self.matrix.shape[1]
@@ -164,7 +166,8 @@ def nearest_compatible(points, normals, targets, target_normals, jaw=None, targe
     return cand[rows, best], np.sqrt(d2[rows, best])
 
 
-def _neighbours(faces: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _neighbours(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both ends of every mesh edge, each edge listed both ways."""
     edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
     edges = np.unique(np.sort(edges, axis=1), axis=0)
     return np.concatenate([edges[:, 0], edges[:, 1]]), np.concatenate([edges[:, 1], edges[:, 0]])
@@ -183,13 +186,9 @@ def _smooth(field: np.ndarray, weight: np.ndarray, src: np.ndarray, dst: np.ndar
     return num / np.maximum(den, 1e-12)[:, None]
 
 
-def _rest_joints(model: FlameModel) -> np.ndarray:
-    return model.J_regressor @ model.v_template                                             # (5, 3)
-
-
 def landmarks(model: FlameModel) -> np.ndarray:
     """(3, 3): left and right eye joints, and the nose tip (most forward point between eyes and mouth)."""
-    joints = _rest_joints(model)
+    joints = model.J_regressor @ model.v_template                                           # (5, 3)
     eyes = joints[[3, 4]]
     span = float(np.linalg.norm(eyes[0] - eyes[1]))
     if span < 1e-6:
@@ -216,7 +215,8 @@ def _skin(source: FlameModel) -> np.ndarray:
 
 
 def _our_fields(source: FlameModel) -> tuple[tuple, np.ndarray]:
-    """Our channel names and displacement fields (C, V, 3): expression components, then the jaw per radian."""
+    """Our channel names and displacement fields (C, V, 3): expression components, then the jaw opened by
+    ``JAW_REFERENCE``."""
     names = [n for n in source.extras.get("avitalk_expression_names", ()) if not str(n).startswith("reserved")]
     names = names or [f"expr{i:03d}" for i in range(source.n_expr)]
     rest = flame_forward(source)[0][0]
@@ -225,14 +225,24 @@ def _our_fields(source: FlameModel) -> tuple[tuple, np.ndarray]:
     return tuple(names) + ("jaw_open",), fields
 
 
-def register(source: FlameModel, target: FlameModel, rounds: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Our skin vertices placed on the target: (skin indices, their registered positions (S, 3), target normals).
+@dataclass
+class Registration:
+    skin: np.ndarray         # (S,) our skin vertices
+    faces: np.ndarray        # (F, 3) our skin triangles, indices into ``skin``
+    placed: np.ndarray       # (S, 3) where our skin vertices lie on the target
+    scale: float             # the similarity from our frame to the target's: scale and rotation
+    rotation: np.ndarray     # (3, 3)
+
+
+def register(source: FlameModel, target: FlameModel, rounds: int = 3) -> Registration:
+    """Our skin placed on the target's template.
 
     A similarity from eye joints and nose tip, refined by closest points, then a
     non-rigid pass: each skin vertex moves toward its closest target point, the
     moves smoothed over our mesh so the skin slides as a sheet.
     """
     skin = _skin(source)
+    faces = np.searchsorted(skin, source.faces[np.isin(source.faces, skin).all(axis=1)])
     s, r, t = similarity(landmarks(source), landmarks(target))
     normals_src = vertex_normals(source.v_template, source.faces)[skin]
     tgt_v = target.v_template
@@ -244,20 +254,18 @@ def register(source: FlameModel, target: FlameModel, rounds: int = 3) -> tuple[n
         use = dist < np.quantile(dist, 0.8)
         ds, dr, dt = similarity(placed[use], tgt_v[idx[use]])
         placed = ds * placed @ dr.T + dt
-        r = dr @ r
+        s, r = s * ds, dr @ r
     dist = nearest_compatible(placed, normals_src @ r.T, tgt_v, tgt_n, jaw, tgt_jaw)[1]
     if np.median(dist) > RIGID_MEDIAN:
         raise FlameFitError(f"the file's template does not match a head: after the best similarity, half of our "
                             f"skin lies over {np.median(dist) * 1000:.0f} mm from it (a FLAME head lies within "
                             f"{RIGID_MEDIAN * 1000:.0f} mm)")
-    src, dst = _neighbours(np.searchsorted(skin, source.faces[np.isin(source.faces, skin).all(axis=1)]), len(skin))
-    normals = normals_src @ r.T
+    src, dst = _neighbours(faces)
     for reach in (3 * REACH, REACH):                                                         # non-rigid
-        idx, dist = nearest_compatible(placed, normals, tgt_v, tgt_n, jaw, tgt_jaw)
-        move = tgt_v[idx] - placed
+        idx, dist = nearest_compatible(placed, normals_src @ r.T, tgt_v, tgt_n, jaw, tgt_jaw)
         weight = (dist < reach).astype(np.float64) + 1e-3
-        placed = placed + _smooth(move, weight, src, dst, rounds=4)
-    return skin, placed, tgt_n
+        placed = placed + _smooth(tgt_v[idx] - placed, weight, src, dst, rounds=4)
+    return Registration(skin, faces, placed, float(s), r)
 
 
 def fit_flame_map(target: FlameModel, source: FlameModel | None = None, digest: str = "") -> FlameMap:
@@ -272,18 +280,17 @@ def fit_flame_map(target: FlameModel, source: FlameModel | None = None, digest: 
 
         source = load_flame(default_head_path())
     channels, fields = _our_fields(source)
-    skin, placed, tgt_n = register(source, target)
-    tgt_v = target.v_template
-    # Each target vertex takes the field of its closest registered skin vertex.
-    src_n = vertex_normals(placed, np.searchsorted(skin, source.faces[np.isin(source.faces, skin).all(axis=1)]))
-    pair, dist = nearest_compatible(tgt_v, tgt_n, placed, src_n, target.weights[:, 2], source.weights[skin, 2])
+    reg = register(source, target)
+    # Each target vertex takes the field of its closest registered skin vertex, turned and scaled into its frame.
+    pair, dist = nearest_compatible(target.v_template, vertex_normals(target.v_template, target.faces), reg.placed,
+                                    vertex_normals(reg.placed, reg.faces), target.weights[:, 2],
+                                    source.weights[reg.skin, 2])
     use = np.flatnonzero(dist < REACH)
-    if len(use) < 0.2 * len(tgt_v):
-        raise FlameFitError(f"only {len(use)} of the file's {len(tgt_v)} vertices lie within {REACH * 1000:.0f} mm "
-                            f"of our registered head: is it a human head in FLAME's frame (metres, Y up, face +Z)?")
-    scale = float(np.sqrt(np.mean(np.sum((placed - placed.mean(0)) ** 2, axis=1)) /
-                          np.mean(np.sum((source.v_template[skin] - source.v_template[skin].mean(0)) ** 2, axis=1))))
-    ours = scale * fields[:, skin[pair[use]]].reshape(len(channels), -1)                     # (C, 3P)
+    if len(use) < 0.2 * target.n_verts:
+        raise FlameFitError(f"only {len(use)} of the file's {target.n_verts} vertices lie within {REACH * 1000:.0f} "
+                            f"mm of our registered head: is it a human head in FLAME's frame (metres, Y up, face +Z)?")
+    ours = reg.scale * fields[:, reg.skin[pair[use]]] @ reg.rotation.T                       # (C, P, 3)
+    ours = ours.reshape(len(channels), -1)                                                   # (C, 3P)
     rest = flame_forward(target)[0][0]
     jaw = (flame_forward(target, jaw_pose=np.array([JAW_REFERENCE, 0.0, 0.0]))[0][0] - rest)
     basis = np.concatenate([target.exprdirs[use], jaw[use][:, :, None]], axis=2).reshape(3 * len(use), -1)
@@ -311,20 +318,21 @@ def file_digest(path) -> str:
 
 def flame_map_for_file(path, cache_dir=None) -> FlameMap:
     """The map for a FLAME file, fitted on first use and cached by the file's SHA-256 (and our head's version)."""
-    from ..head import _content_tag, cache_dir_default, default_head_path
+    from ..head import cache_dir_default, default_head_path
 
     path = Path(path)
     if not path.is_file():
         raise FlameFileError(f"FLAME model file {str(path)!r} does not exist")
     digest = file_digest(path)
+    head = default_head_path()
     folder = Path(cache_dir) if cache_dir is not None else cache_dir_default() / "flame_maps"
-    cached = folder / f"{digest[:32]}_{_content_tag()}_m{MAP_VERSION}.npz"
+    cached = folder / f"{digest[:32]}_{head.stem.removeprefix('avitalk_head_')}_m{MAP_VERSION}.npz"
     if cached.is_file():
         try:
             return FlameMap.load(cached)
-        except (OSError, ValueError, KeyError, FlameFitError):
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, FlameFitError):
             pass                                                                             # refit below
-    fitted = fit_flame_map(load_flame(path), load_flame(default_head_path()), digest)
+    fitted = fit_flame_map(load_flame(path), load_flame(head), digest)
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         fitted.save(cached)
