@@ -141,6 +141,50 @@ def test_remeshed_head_follows_lips_brows_and_corners(ours, motion, remeshed, pe
         assert np.abs(theirs - mine).max() < 0.5
 
 
+def test_turned_head_gets_our_fields_turned(ours, motion):
+    """A head turned 10 degrees: smiles and brow raises arrive turned with it (no jaw: its axis turns too)."""
+    turn = np.radians(10.0)
+    head, truth = decimated_head(ours, cell=3.5e-3, seed=5, keep_vertices=True, turn=turn)
+    fitted = fit_flame_map(head, ours)
+    still = Motion(fps=FPS, expression=motion.expression, jaw_pose=np.zeros_like(motion.jaw_pose),
+                   neck_pose=motion.neck_pose, global_pose=motion.global_pose, eye_pose=motion.eye_pose)
+    ours_v = _posed(ours, still)
+    head_v = _posed(head, fitted.apply(still))
+    c, s = np.cos(turn), np.sin(turn)
+    rot = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+    brow = int(np.argmax(np.linalg.norm(ours.exprdirs[:, :, EXPRESSION_INDEX["brow_inner_raise_L"]], axis=1)))
+    groups = ours.extras["avitalk_vertex_groups"]
+    for vertex in (groups["upper_lip"][0], groups["upper_lip"][-1], brow):
+        target = truth.cluster[vertex]
+        mine = 1000.0 * (ours_v[:, truth.picked[target]] - ours_v[0, truth.picked[target]]) @ rot.T
+        theirs = 1000.0 * (head_v[:, target] - head_v[0, target])
+        assert np.abs(mine).max() > 4.0 and np.abs(theirs - mine).max() < 0.5
+
+
+def test_per_frame_solve_keeps_coefficients_in_range(decimated, motion):
+    _, _, fitted = decimated
+    wild = Motion(fps=FPS, expression=motion.expression * 40.0, jaw_pose=motion.jaw_pose * 10.0,
+                  neck_pose=motion.neck_pose, global_pose=motion.global_pose, eye_pose=motion.eye_pose)
+    assert np.abs(fitted.apply(wild).expression).max() > flame_fit.COEFF_BOUND      # the plain map has no bounds
+    solved = fitted.apply(wild, per_frame=True)
+    assert np.abs(solved.expression).max() <= flame_fit.COEFF_BOUND + 1e-5
+    low, high = flame_fit.JAW_RANGE
+    assert low - 1e-5 <= solved.jaw_pose[:, 0].min() and solved.jaw_pose[:, 0].max() <= high + 1e-5
+
+
+def test_brute_force_neighbours_match_the_tree(monkeypatch):
+    import sys
+
+    rng = np.random.default_rng(0)
+    points, targets = rng.normal(size=(700, 3)), rng.normal(size=(300, 3))
+    idx_tree, d2_tree = flame_fit._knn(points, targets, 4)
+    monkeypatch.setitem(sys.modules, "scipy.spatial", None)                          # as in Blender's Python
+    idx, d2 = flame_fit._knn(points, targets, 4)
+    order = np.argsort(d2, axis=1)
+    np.testing.assert_array_equal(np.take_along_axis(idx, order, axis=1), idx_tree)
+    np.testing.assert_allclose(np.take_along_axis(d2, order, axis=1), d2_tree, atol=1e-9)
+
+
 def test_fit_reports_errors_and_keeps_the_jaw(decimated):
     _, _, fitted = decimated
     assert fitted.channels[-1] == "jaw_open" and len(fitted.channels) == 53

@@ -25,13 +25,14 @@ class Truth:
 
 
 def decimated_head(model: FlameModel, cell: float = 3.5e-3, seed: int = 0, n_extra_fields: int = 48,
-                   keep_vertices: bool = False, scale: float = 1.0, shift=(0.0, 0.0, 0.0)) -> tuple[FlameModel, Truth]:
+                   keep_vertices: bool = False, scale: float = 1.0, shift=(0.0, 0.0, 0.0),
+                   turn: float = 0.0) -> tuple[FlameModel, Truth]:
     """A FLAME-format head with one vertex per grid cell of ``cell`` metres.
 
     Each new vertex is the mean of its cell's vertices (a remeshed, smoother
     head), or with ``keep_vertices`` the cell's vertex nearest that mean (a
-    decimated head whose vertices are some of ours). The head is then scaled
-    and shifted.
+    decimated head whose vertices are some of ours). The head is then scaled,
+    turned by ``turn`` radians about +Y and shifted.
     """
     rng = np.random.default_rng(seed)
     parts = list(model.extras["avitalk_part_names"])
@@ -86,9 +87,12 @@ def decimated_head(model: FlameModel, cell: float = 3.5e-3, seed: int = 0, n_ext
     gains = rng.uniform(0.5, 2.0, size=100)
     exprdirs = np.einsum("vck,kl->vcl", dirs, rot) * gains                            # column l = sum_k dirs_k rot_kl
     to_target = rot / gains                                                          # dirs @ c = exprdirs @ (c @ rot / g)
+    c, s_ = np.cos(turn), np.sin(turn)
+    rot_y = scale * np.array([[c, 0.0, s_], [0.0, 1.0, 0.0], [-s_, 0.0, c]])
+    turned = lambda dirs: np.einsum("ab,vbk->vak", rot_y, dirs)  # noqa: E731
     target = FlameModel(
-        v_template=scale * v_new + np.asarray(shift), faces=faces.astype(np.int64), shapedirs=np.zeros((n, 3, 0)),
-        exprdirs=scale * exprdirs, posedirs=scale * mean(model.posedirs), J_regressor=j_reg, weights=weights,
+        v_template=v_new @ rot_y.T + np.asarray(shift), faces=faces.astype(np.int64), shapedirs=np.zeros((n, 3, 0)),
+        exprdirs=turned(exprdirs), posedirs=turned(mean(model.posedirs)), J_regressor=j_reg, weights=weights,
         parents=model.parents.copy(), extras={})
     return target, Truth(cluster, to_target, pick)
 
