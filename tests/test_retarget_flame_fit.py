@@ -63,7 +63,8 @@ def motion():
 @pytest.fixture(scope="module")
 def decimated(ours):
     """Some of our vertices, retriangulated, scaled by 1.08 and moved: its map and what is known about it."""
-    head, truth = decimated_head(ours, cell=3.5e-3, seed=2, keep_vertices=True, scale=SCALE, shift=(0.002, -0.01, 0.005))
+    head, truth = decimated_head(ours, cell=3.5e-3, seed=2, keep_vertices=True, scale=SCALE,
+                                 shift=(0.002, -0.01, 0.005))
     return head, truth, fit_flame_map(head, ours)
 
 

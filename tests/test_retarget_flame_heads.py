@@ -86,7 +86,7 @@ def decimated_head(model: FlameModel, cell: float = 3.5e-3, seed: int = 0, n_ext
     rot, _ = np.linalg.qr(rng.normal(size=(100, 100)))
     gains = rng.uniform(0.5, 2.0, size=100)
     exprdirs = np.einsum("vck,kl->vcl", dirs, rot) * gains                            # column l = sum_k dirs_k rot_kl
-    to_target = rot / gains                                                          # dirs @ c = exprdirs @ (c @ rot / g)
+    to_target = rot / gains                                              # dirs @ c = exprdirs @ (c @ rot / g)
     c, s_ = np.cos(turn), np.sin(turn)
     rot_y = scale * np.array([[c, 0.0, s_], [0.0, 1.0, 0.0], [-s_, 0.0, c]])
     turned = lambda dirs: np.einsum("ab,vbk->vak", rot_y, dirs)  # noqa: E731

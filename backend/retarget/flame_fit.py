@@ -73,7 +73,7 @@ class FlameMap:
         if per_frame:
             k = self.matrix.shape[1]
             lower, upper = np.full(k, -COEFF_BOUND), np.full(k, COEFF_BOUND)
-            lower[-1], upper[-1] = np.array(JAW_RANGE) / JAW_REFERENCE                        # jaw, in its column's unit
+            lower[-1], upper[-1] = np.array(JAW_RANGE) / JAW_REFERENCE                 # jaw, in its column's unit
             coeffs = solve_weights(self.basis_r, ours @ self.fields_q, lower=lower, upper=upper,
                                    settings=settings, start=ours @ self.matrix)
         else:
