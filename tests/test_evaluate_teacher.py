@@ -58,7 +58,7 @@ def test_late_lips_and_a_still_mouth_score_low(tmp_path, line):
     late = [Segment(p.label, p.start + 0.25, p.end + 0.25) for p in phones]
     report = score(tmp_path, wav, teach(late, samples, "neutral", "moderate", seed=0))
     assert report["lip_closure_f1"] < on_time["lip_closure_f1"] - 0.2
-    still = score(tmp_path, wav, Motion.zeros(60, 100, 25.0))
+    still = score(tmp_path, wav, Motion.zeros(int(np.ceil(len(samples) / 16000 * 25)), 100, 25.0))  # as long as the audio
     assert still["lip_closure_recall"] == 0.0 and still["lip_closure_f1"] == 0.0
     assert still["vowel_open_rate"] == 1.0  # the rest pose is slightly open
     assert still["emotion"] == "neutral"
