@@ -5,7 +5,7 @@ import os
 import bpy
 import numpy as np
 
-from . import audio, preferences, rig, takes
+from . import audio, character, preferences, rig, takes
 from .core import backend_ref, timing
 from .core.errors import InputError
 from .ops_common import rig_poll, run
@@ -74,7 +74,7 @@ class AVITALK_OT_import_head(bpy.types.Operator):
 
 
 class AVITALK_OT_apply_motion(bpy.types.Operator):
-    """Bake an AVI-Talk motion file onto the selected FLAME head as a new take"""
+    """Bake an AVI-Talk motion file onto the selected head or ARKit-named character as a new take"""
     bl_idname = "avitalk.apply_motion"
     bl_label = "Apply Motion File"
     bl_options = {'REGISTER', 'UNDO'}
@@ -103,7 +103,7 @@ class AVITALK_OT_apply_motion(bpy.types.Operator):
             if not self.filepath:
                 raise InputError("choose a motion file (.npz)")
             path = bpy.path.abspath(self.filepath)
-            rig.find_rig(context.active_object)  # a clear error before reading anything
+            character.checked(context.active_object)  # a clear error before reading anything
             motion = backend_ref.motion().load_motion(path)
             scene = context.scene
             start = (timing.default_frame_start(audio.sound_starts(scene), scene.frame_start)
