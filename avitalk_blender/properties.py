@@ -46,8 +46,9 @@ class AVITALK_CharacterMap(bpy.types.PropertyGroup):
     Empty (``stored`` off) means: read the names each time (``backend.retarget.names``).
     """
     stored: bpy.props.BoolProperty(name="Stored", description="The map below is used instead of name matching")
-    entries: bpy.props.CollectionProperty(type=AVITALK_MapEntry, name="Channels")
-    entry_index: bpy.props.IntProperty(name="Channel")
+    entries: bpy.props.CollectionProperty(type=AVITALK_MapEntry, name="Channels",
+                                          description="One row per ARKit name: the shape key that plays it")
+    entry_index: bpy.props.IntProperty(name="Channel", description="The row chosen in the channel list")
     jaw: bpy.props.StringProperty(name="Jaw", description="Bone that opens the jaw; empty uses the jawOpen key")
     left_eye: bpy.props.StringProperty(name="Left Eye", description="The character's left eye bone")
     right_eye: bpy.props.StringProperty(name="Right Eye", description="The character's right eye bone")
