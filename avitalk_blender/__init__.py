@@ -26,10 +26,12 @@ classes = (
     ops_backend.AVITALK_OT_setup_backend,
     panels.AVITALK_UL_takes,
     panels.AVITALK_UL_segments,
+    panels.AVITALK_UL_channels,
     panels.AVITALK_PT_main,
     panels.AVITALK_PT_instruction,
     panels.AVITALK_PT_segments,
     panels.AVITALK_PT_takes,
+    panels.AVITALK_PT_character,
     panels.AVITALK_PT_motion_file,
 )
 

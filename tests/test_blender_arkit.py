@@ -142,3 +142,34 @@ def test_bake_copies_an_arkit_take(blender, tmp_path):
     assert bpy.ops.avitalk.bake() == {'FINISHED'}
     assert mesh.data.shape_keys.animation_data.action.name.endswith("_baked_shapes")
     assert arm.animation_data.action.name.endswith("_baked_pose")
+
+
+def test_character_panel_shows_the_map_and_edits_it(blender):
+    bpy = blender
+    from avitalk_blender import panels
+    from test_blender_workflow_ui import Host, RecordingLayout
+
+    class Layout(RecordingLayout):
+        def _child(self, *args, **kw):
+            return Layout(self.bpy, self.calls)
+
+        row = column = box = split = _child
+
+        def prop_search(self, data, name, search_data, search_name, **kw):
+            assert name in data.bl_rna.properties and search_name in search_data.bl_rna.properties
+            self.calls.append(("search", name))
+
+    mesh, arm = _character(bpy, keys=KEYS + ("grin",))
+    assert panels.AVITALK_PT_character.poll(bpy.context)
+    calls = []
+    panels.AVITALK_PT_character.draw(Host(Layout(bpy, calls)), bpy.context)
+    assert ("label", "5 ARKit channels driven, 46 not on the rig") in calls   # jawOpen goes to the Jaw bone
+    assert ("label", "Bones: jaw: Jaw, head: Head") in calls
+    assert ("label", "Unmatched keys: grin") in calls and ("operator", "avitalk.store_map") in calls
+
+    assert bpy.ops.avitalk.store_map() == {'FINISHED'}
+    calls = []
+    panels.AVITALK_PT_character.draw(Host(Layout(bpy, calls)), bpy.context)
+    assert ("list", "AVITALK_UL_channels") in calls and ("search", "key") in calls and ("search", "jaw") in calls
+    assert ("operator", "avitalk.clear_map") in calls
+    assert bpy.ops.avitalk.clear_map() == {'FINISHED'} and not mesh.avitalk_map.stored
