@@ -173,3 +173,19 @@ def test_character_panel_shows_the_map_and_edits_it(blender):
     assert ("list", "AVITALK_UL_channels") in calls and ("search", "key") in calls and ("search", "jaw") in calls
     assert ("operator", "avitalk.clear_map") in calls
     assert bpy.ops.avitalk.clear_map() == {'FINISHED'} and not mesh.avitalk_map.stored
+
+
+def test_armature_selected_and_euler_bones(blender, tmp_path):
+    bpy = blender
+    mesh, arm = _character(bpy)
+    arm.pose.bones["Jaw"].rotation_mode = 'XYZ'
+    mesh.select_set(False)
+    bpy.context.view_layer.objects.active = arm
+    assert _apply(bpy, tmp_path, _motion(smile=0.5, jaw=0.3)) == {'FINISHED'}
+    assert bpy.context.scene.avitalk.takes[0].rig == "rig"
+    bpy.context.scene.frame_set(N)
+    jaw = arm.pose.bones["Jaw"]
+    assert jaw.rotation_mode == 'XYZ'                          # the rig itself is not changed
+    assert jaw.rotation_euler.to_quaternion().angle == pytest.approx(0.3, abs=1e-4)
+    assert (arm.matrix_world @ jaw.tail).z < 0.5 - 0.02
+    assert _values(bpy, mesh, "mouthSmileLeft", (N,))[0] > 0.3
