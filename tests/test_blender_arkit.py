@@ -189,3 +189,23 @@ def test_armature_selected_and_euler_bones(blender, tmp_path):
     assert jaw.rotation_euler.to_quaternion().angle == pytest.approx(0.3, abs=1e-4)
     assert (arm.matrix_world @ jaw.tail).z < 0.5 - 0.02
     assert _values(bpy, mesh, "mouthSmileLeft", (N,))[0] > 0.3
+
+
+def test_generated_result_becomes_a_take_on_the_character(blender, tmp_path):
+    """Generate's last step (ops_generate.apply) on an ARKit-named character, with a finished job."""
+    bpy = blender
+    from avitalk_blender import ops_generate
+    from avitalk_blender.core.job import GENERATE, Job
+
+    mesh, arm = _character(bpy)
+    save_motion(tmp_path / "gen.npz", _motion(smile=0.9, jaw=0.2))
+    scene = bpy.context.scene
+    job = Job(GENERATE, str(tmp_path / "clip.wav"), 3, scene.avitalk.controls(), None,
+              tag={"scene": scene.name, "rig": arm.name, "frame_start": 11, "frame_end": 11 + N, "joins": [],
+                   "blend_seconds": 0.2})
+    job.sent("j1", {"instruction": None})
+    job.on_result("j1", {"instruction": "a delighted woman, beaming", "motion": str(tmp_path / "gen.npz")})
+    assert ops_generate.apply(job).startswith("New take 'a_delighted_woman_beaming'")
+    assert scene.avitalk.takes[0].rig == arm.name
+    assert _values(bpy, mesh, "mouthSmileLeft", (10 + N,))[0] > 0.5
+    assert arm.animation_data.action["avitalk_seed"] == 3
