@@ -55,10 +55,10 @@ def _write_rotation(fcurves, pose_bone, frames, quats) -> None:
     else:
         channels, previous = [], None
         for q in quats:
-            euler = mathutils.Quaternion(q).to_euler(mode, previous) if previous else \
-                mathutils.Quaternion(q).to_euler(mode)
+            quaternion = mathutils.Quaternion(q)
+            euler = quaternion.to_euler(mode) if previous is None else quaternion.to_euler(mode, previous)
             channels.append(tuple(euler))
-            previous = euler
+            previous = euler            # compatible Eulers: no 360-degree jumps between frames
         channels, prop = np.array(channels), "rotation_euler"
     for i in range(channels.shape[1]):
         bake.write_fcurve(fcurves, f"{path}.{prop}", i, pose_bone.name, frames, channels[:, i])

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import bpy
+
 from . import rig
 from .core import character as core
 from .core.errors import RigError
@@ -40,8 +42,6 @@ def _armature_of(mesh_obj):
 
 def _meshes_of(arm_obj):
     """Meshes with shape keys that ``arm_obj`` deforms or parents, most shape keys first."""
-    import bpy
-
     found = [o for o in bpy.data.objects if o.type == 'MESH' and o.data.shape_keys is not None
              and _armature_of(o) == arm_obj]
     return sorted(found, key=lambda o: -len(o.data.shape_keys.key_blocks))

@@ -12,6 +12,7 @@ own shaders, so their faces are left out (their vertices stay, the count is ICT'
 It is not an AVI-Talk FLAME rig: motions reach it through its ARKit names.
 """
 
+import bpy
 import numpy as np
 
 from . import rig
@@ -59,8 +60,6 @@ def _joints(head) -> np.ndarray:
 
 
 def _mesh(collection, name, head):
-    import bpy
-
     sizes, corners = head.face_sizes, head.face_vertices
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     part_names = list(head.parts)

@@ -22,7 +22,8 @@ def _audition(self, context):
 class AVITALK_Take(bpy.types.PropertyGroup):
     """One generated take; its data (instruction, seed, settings) lives on its two actions."""
     # ``name`` (built in) is the take name: actions ``<name>_shapes`` and ``<name>_pose``.
-    rig: bpy.props.StringProperty(name="Rig", description="Armature object the take was made for")
+    rig: bpy.props.StringProperty(name="Rig", description="Object the take was made for: the armature, "
+                                  "or the mesh of a character without one")
 
 
 class AVITALK_Segment(bpy.types.PropertyGroup):
