@@ -142,6 +142,18 @@ def test_bake_copies_an_arkit_take(blender, tmp_path):
     assert bpy.ops.avitalk.bake() == {'FINISHED'}
     assert mesh.data.shape_keys.animation_data.action.name.endswith("_baked_shapes")
     assert arm.animation_data.action.name.endswith("_baked_pose")
+    bpy.context.scene.avitalk.take_index = 0                     # choosing the take in the list plays it again
+    assert mesh.data.shape_keys.animation_data.action.name == "a_delighted_woman_beaming_shapes"
+    assert arm.animation_data.action.name == "a_delighted_woman_beaming_pose"
+
+
+def test_character_without_armature_takes_shapes_only(blender, tmp_path):
+    bpy = blender
+    mesh, _ = _character(bpy, jaw_bone=None)
+    assert _apply(bpy, tmp_path, _motion(smile=0.8)) == {'FINISHED'}
+    assert bpy.context.scene.avitalk.takes[0].rig == "face"
+    assert bpy.ops.avitalk.bake() == {'FINISHED'}
+    assert mesh.data.shape_keys.animation_data.action.name == "a_delighted_woman_beaming_baked_shapes"
 
 
 def test_character_panel_shows_the_map_and_edits_it(blender):

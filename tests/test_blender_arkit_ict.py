@@ -58,6 +58,9 @@ def test_import_ict_and_apply_a_motion(blender, tmp_path):
     used = {mesh.data.materials[i].name.removeprefix("ict_head_") for i in np.unique(used)}
     assert used >= {"skin", "mouth", "teeth", "eye_white", "iris", "pupil", "lashes"}
     assert {b.name for b in arm.data.bones} == {"root", "neck", "jaw", "left_eye", "right_eye"}
+    drivers = {fc.data_path: fc.driver for fc in mesh.data.shape_keys.animation_data.drivers}
+    assert set(drivers) == {f'key_blocks["{k}"].value' for k in ("jawOpen", "jawLeft", "jawRight")}
+    assert all(d.is_simple_expression for d in drivers.values())      # no Python auto-run needed
 
     save_motion(tmp_path / "m.npz", _motion())
     mesh.select_set(True)
