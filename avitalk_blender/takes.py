@@ -34,19 +34,19 @@ def make_take(scene, obj, motion, frame_start: int, properties: dict, push_to_nl
     and is named from the motion's instruction, else ``source`` (a file path).
     Everything that can fail on user input fails before the scene is touched.
     """
-    chosen_one = character.checked(obj)
-    bake.check_editable(chosen_one.mesh, chosen_one.armature)
+    target = character.checked(obj)
+    bake.check_editable(target.mesh, target.armature)
     fps = timing.scene_fps(scene.render.fps, scene.render.fps_base)
-    if chosen_one.flame:
-        data = bake.prepare(chosen_one.armature, motion, fps, int(frame_start))
+    if target.flame:
+        data = bake.prepare(target.armature, motion, fps, int(frame_start))
     else:
         data = take.prepare_take(motion, motion.expression.shape[1], fps, int(frame_start))
     base = naming.take_base_name(motion.instruction, source or motion.source)
     name = naming.unique_take_name(base, bake.existing_action_names())
-    if chosen_one.flame:
-        actions = bake.bake(chosen_one.mesh, chosen_one.armature, data, name, push_to_nla)
+    if target.flame:
+        actions = bake.bake(target.mesh, target.armature, data, name, push_to_nla)
     else:
-        actions = bake_arkit.bake_character(chosen_one, data, name, push_to_nla)
+        actions = bake_arkit.bake_character(target, data, name, push_to_nla)
     for action in actions:
         action["avitalk_frame_start"] = int(frame_start)
         for key, value in properties.items():
@@ -54,7 +54,7 @@ def make_take(scene, obj, motion, frame_start: int, properties: dict, push_to_nl
     settings = scene.avitalk
     item = settings.takes.add()
     item.name = name
-    item.rig = chosen_one.name
+    item.rig = target.name
     _select_quietly(settings, len(settings.takes) - 1)
     return name
 
@@ -123,14 +123,13 @@ def bake_take(scene, index: int, push_to_nla: bool, tolerance: float | None) -> 
     found = character.find(obj)
     if found.flame and (shapes is None or pose is None):
         raise gone
-    wanted = [a for a in (shapes, pose) if a is not None]
     bake.check_editable(found.mesh, found.armature)
     baked = naming.unique_take_name(f"{item.name}_baked", bake.existing_action_names())
-    frame_start = int(wanted[0].get("avitalk_frame_start", scene.frame_start))
+    frame_start = int((shapes or pose).get("avitalk_frame_start", scene.frame_start))
+    shapes_name, pose_name = naming.action_names(baked)
     for id_data, source in _targets(found, shapes, pose):
-        target_name = naming.action_names(baked)[0 if source is shapes else 1]
         action = source.copy()
-        action.name = target_name
+        action.name = shapes_name if source is shapes else pose_name
         action["avitalk_take"] = baked
         action["avitalk_baked_from"] = item.name
         action.use_fake_user = False
