@@ -221,3 +221,21 @@ def test_generated_result_becomes_a_take_on_the_character(blender, tmp_path):
     assert scene.avitalk.takes[0].rig == arm.name
     assert _values(bpy, mesh, "mouthSmileLeft", (10 + N,))[0] > 0.5
     assert arm.animation_data.action["avitalk_seed"] == 3
+
+
+def test_refusals_name_the_problem(blender, tiny_flame, tmp_path):
+    bpy = blender
+    save_motion(tmp_path / "m.npz", _motion(smile=1.0))
+    arm_data = bpy.data.armatures.new("lonely")
+    lonely = bpy.data.objects.new("lonely", arm_data)
+    bpy.context.scene.collection.objects.link(lonely)
+    bpy.context.view_layer.objects.active = lonely
+    with pytest.raises(RuntimeError, match="the armature 'lonely' deforms no mesh with shape keys"):
+        bpy.ops.avitalk.apply_motion(filepath=str(tmp_path / "m.npz"), auto_start=False)
+    assert len(bpy.data.actions) == 0 and lonely.animation_data is None
+
+    path, _ = tiny_flame
+    assert bpy.ops.avitalk.import_head(filepath=str(path)) == {'FINISHED'}
+    with pytest.raises(RuntimeError, match="needs no channel map"):
+        bpy.ops.avitalk.store_map()
+    assert not bpy.context.active_object.avitalk_map.stored
