@@ -2,12 +2,14 @@
 
 import bpy
 
-from . import ops_backend, ops_generate, ops_head, ops_takes, panels, preferences, properties, session
+from . import ops_backend, ops_character, ops_generate, ops_head, ops_takes, panels, preferences, properties, session
 
 classes = (
     preferences.AVITALK_AddonPreferences,
     properties.AVITALK_Take,
     properties.AVITALK_Segment,
+    properties.AVITALK_MapEntry,
+    properties.AVITALK_CharacterMap,
     properties.AVITALK_SceneSettings,
     ops_head.AVITALK_OT_import_head,
     ops_head.AVITALK_OT_apply_motion,
@@ -15,6 +17,8 @@ classes = (
     ops_generate.AVITALK_OT_regenerate,
     ops_generate.AVITALK_OT_cancel,
     ops_generate.AVITALK_OT_sync_segments,
+    ops_character.AVITALK_OT_store_map,
+    ops_character.AVITALK_OT_clear_map,
     ops_takes.AVITALK_OT_bake,
     ops_takes.AVITALK_OT_delete_take,
     ops_backend.AVITALK_OT_check_backend,
@@ -22,10 +26,12 @@ classes = (
     ops_backend.AVITALK_OT_setup_backend,
     panels.AVITALK_UL_takes,
     panels.AVITALK_UL_segments,
+    panels.AVITALK_UL_channels,
     panels.AVITALK_PT_main,
     panels.AVITALK_PT_instruction,
     panels.AVITALK_PT_segments,
     panels.AVITALK_PT_takes,
+    panels.AVITALK_PT_character,
     panels.AVITALK_PT_motion_file,
 )
 
@@ -34,6 +40,7 @@ def register():
     for cls in classes:
         bpy.utils.register_class(cls)
     bpy.types.Scene.avitalk = bpy.props.PointerProperty(type=properties.AVITALK_SceneSettings)
+    bpy.types.Object.avitalk_map = bpy.props.PointerProperty(type=properties.AVITALK_CharacterMap)
     bpy.types.STATUSBAR_HT_header.append(panels.draw_status)
     bpy.app.handlers.load_pre.append(session.on_load_pre)
 
@@ -42,6 +49,7 @@ def unregister():
     bpy.app.handlers.load_pre.remove(session.on_load_pre)
     bpy.types.STATUSBAR_HT_header.remove(panels.draw_status)
     session.SESSION.shutdown()
+    del bpy.types.Object.avitalk_map
     del bpy.types.Scene.avitalk
     for cls in reversed(classes):
         bpy.utils.unregister_class(cls)

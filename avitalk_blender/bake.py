@@ -43,20 +43,26 @@ def bake(mesh_obj, arm_obj, data: take.TakeData, take_name: str, push_to_nla: bo
 
     key = mesh_obj.data.shape_keys
     shapes_name, pose_name = naming.action_names(take_name)
-    shapes_action, shapes_slot, fcurves = _new_action(shapes_name, 'KEY', key.name)
+    shapes_action, shapes_slot, fcurves = new_action(shapes_name, 'KEY', key.name)
     for e in range(data.expression.shape[1]):
         path = f'key_blocks["{shape_key_name("Exp", e)}"].value'
-        _write_fcurve(fcurves, path, 0, "Expressions", data.frames, data.expression[:, e])
+        write_fcurve(fcurves, path, 0, "Expressions", data.frames, data.expression[:, e])
 
-    pose_action, pose_slot, fcurves = _new_action(pose_name, 'OBJECT', arm_obj.name)
+    pose_action, pose_slot, fcurves = new_action(pose_name, 'OBJECT', arm_obj.name)
     for b, bone in enumerate(rig_maths.BONE_NAMES):
         for i in range(4):
-            _write_fcurve(fcurves, f'pose.bones["{bone}"].rotation_quaternion', i, bone, data.frames, quats[:, b, i])
+            write_fcurve(fcurves, f'pose.bones["{bone}"].rotation_quaternion', i, bone, data.frames, quats[:, b, i])
         for i in range(3):
-            _write_fcurve(fcurves, f'pose.bones["{bone}"].location', i, bone, data.frames, locs[:, b, i])
+            write_fcurve(fcurves, f'pose.bones["{bone}"].location', i, bone, data.frames, locs[:, b, i])
 
+    finish(((key, shapes_action, shapes_slot), (arm_obj, pose_action, pose_slot)), data, take_name, push_to_nla)
+    return shapes_action, pose_action
+
+
+def finish(targets, data: take.TakeData, take_name: str, push_to_nla: bool) -> None:
+    """Tag each (ID, action, slot) of a take with its data and make the action the ID's animation."""
     motion = data.motion
-    for action in (shapes_action, pose_action):
+    for id_data, action, slot in targets:
         action["avitalk_take"] = take_name
         action["avitalk_instruction"] = motion.instruction
         action["avitalk_source"] = motion.source
@@ -64,12 +70,10 @@ def bake(mesh_obj, arm_obj, data: take.TakeData, take_name: str, push_to_nla: bo
             action["avitalk_seed"] = int(motion.seed)
         action["avitalk_fps"] = float(data.fps)
         action.use_fake_user = True
-    assign(key, shapes_action, shapes_slot, take_name, data.frames[0], push_to_nla)
-    assign(arm_obj, pose_action, pose_slot, take_name, data.frames[0], push_to_nla)
-    return shapes_action, pose_action
+        assign(id_data, action, slot, take_name, data.frames[0], push_to_nla)
 
 
-def _new_action(name: str, id_type: str, slot_name: str):
+def new_action(name: str, id_type: str, slot_name: str):
     """A new action for one ID type: (action, slot or None, F-curve collection)."""
     action = bpy.data.actions.new(name)
     if action.name != name:  # Blender renamed it: the caller's name was not unique
@@ -83,7 +87,7 @@ def _new_action(name: str, id_type: str, slot_name: str):
     return action, slot, strip.channelbag(slot, ensure=True).fcurves
 
 
-def _write_fcurve(fcurves, data_path: str, index: int, group: str, frames, values) -> None:
+def write_fcurve(fcurves, data_path: str, index: int, group: str, frames, values) -> None:
     group_kw = {"group_name": group} if SLOTTED else {"action_group": group}
     fcurve = fcurves.new(data_path, index=index, **group_kw)
     n = len(frames)

@@ -2,8 +2,9 @@
 
     python -m avitalk_blender.bench [--json]                prints seconds per bake (one JSON line with --json)
     python -m avitalk_blender.bench regenerate [CKPT_DIR]   Regenerate round trip and timer tick durations
+    python -m avitalk_blender.bench ict FACEXMODEL_DIR      baking onto ICT-FaceKit's head
 
-``bench_bake()`` and ``bench_regenerate()`` are importable; they need the ``bpy`` module.
+``bench_bake()``, ``bench_regenerate()`` and ``bench_ict()`` are importable; they need the ``bpy`` module.
 """
 
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from . import bake, ops_generate, register, rig, session, unregister
+from . import bake, character, ict_head, ops_generate, register, rig, session, takes, unregister
 from .core import backend_ref, mixdown, naming
 
 
@@ -53,6 +54,41 @@ def bench_bake(n_frames: int = 750, n_expr: int = 100, repeats: int = 3, n_verts
     n_fcurves = n_expr + 5 * 7
     return {"prepare_s": min(prepare_s), "bake_s": min(bake_s), "n_fcurves": n_fcurves,
             "n_keys": n_fcurves * n_frames}
+
+
+def bench_ict(folder: str, n_frames: int = 750, repeats: int = 3) -> dict:
+    """Seconds to import ICT-FaceKit's head from ``folder`` and to bake ``n_frames`` onto it as a take.
+
+    Returns ``{"import_s", "bake_s", "n_vertices", "n_fcurves"}`` (bake: best of ``repeats``,
+    the whole ``takes.make_take``). Resets Blender to an empty scene with the add-on registered.
+    """
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    register()
+    try:
+        t0 = time.perf_counter()
+        head = backend_ref.module("retarget.ict").load_ict(folder)
+        mesh_obj, arm_obj = ict_head.build_ict(bpy.context.scene.collection, head)
+        import_s = time.perf_counter() - t0
+        names = backend_ref.module("head.components").EXPRESSION_NAMES
+        rng = np.random.default_rng(0)
+        motion = backend_ref.motion().Motion(
+            fps=25.0, expression=rng.uniform(0.0, 0.5, size=(n_frames, len(names))).astype(np.float32),
+            jaw_pose=rng.normal(scale=0.1, size=(n_frames, 3)).astype(np.float32),
+            neck_pose=rng.normal(scale=0.1, size=(n_frames, 3)).astype(np.float32),
+            global_pose=rng.normal(scale=0.1, size=(n_frames, 3)).astype(np.float32),
+            eye_pose=rng.normal(scale=0.1, size=(n_frames, 6)).astype(np.float32))
+        bpy.context.scene.render.fps = 25
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            takes.make_take(bpy.context.scene, arm_obj, motion, 1, {})
+            times.append(time.perf_counter() - t0)
+        channel_map = character.find(arm_obj).channel_map()
+        n_fcurves = len(channel_map.driven_keys()) + 4 * len(channel_map.bones)
+        return {"import_s": import_s, "bake_s": min(times), "n_vertices": len(mesh_obj.data.vertices),
+                "n_fcurves": n_fcurves}
+    finally:
+        unregister()
 
 
 def bench_regenerate(checkpoint: str = "", seconds: float = 10.0, repeats: int = 3, device: str = "cpu",
@@ -111,7 +147,9 @@ def bench_regenerate(checkpoint: str = "", seconds: float = 10.0, repeats: int =
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["regenerate"]:
+    if sys.argv[1:2] == ["ict"]:
+        print(bench_ict(sys.argv[2]))
+    elif sys.argv[1:2] == ["regenerate"]:
         print(bench_regenerate(sys.argv[2] if len(sys.argv) > 2 else ""))
     elif sys.argv[1:2] == ["--json"]:
         print(json.dumps(bench_bake()))

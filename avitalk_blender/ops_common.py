@@ -7,7 +7,7 @@ Anything else is a bug and stays a traceback.
 
 import bpy
 
-from . import rig
+from . import character
 from .core.errors import AviTalkError
 
 
@@ -29,12 +29,12 @@ def run(operator, work) -> set:
 
 
 def rig_poll(cls, context) -> bool:
-    """Object Mode with an AVI-Talk FLAME rig (mesh or armature) active; says why not."""
+    """Object Mode with a character active (an AVI-Talk head, or a mesh with shape keys); says why not."""
     if context.mode != 'OBJECT':
         cls.poll_message_set("switch to Object Mode")
         return False
-    if not rig.is_rig(context.active_object):
-        cls.poll_message_set("select an AVI-Talk FLAME head (mesh or armature)")
+    if not character.candidate(context.active_object):
+        cls.poll_message_set("select an AVI-Talk head or a character mesh with ARKit-named shape keys")
         return False
     return True
 

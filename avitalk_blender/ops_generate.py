@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import audio, bake, preferences, rig, takes
+from . import audio, bake, character, preferences, takes
 from .core import backend_ref, segments, timing
 from .core.client import BackendError
 from .core.errors import AviTalkError, InputError
@@ -52,8 +52,8 @@ def start(context, kind: str, new_variation: bool = False) -> Job:
         raise InputError("AVI-Talk is already generating; wait, or press Cancel")
     scene = context.scene
     settings = scene.avitalk
-    mesh_obj, arm_obj = rig.find_rig(context.active_object)
-    bake.check_editable(mesh_obj, arm_obj)
+    target = character.checked(context.active_object)
+    bake.check_editable(target.mesh, target.armature)
     seed = int(settings.seed)
     if kind == REGENERATE and new_variation:
         seed = (seed + 1) % (protocol.MAX_SEED + 1)
@@ -61,7 +61,7 @@ def start(context, kind: str, new_variation: bool = False) -> Job:
     path, frame_start, frame_end = audio.audio_clip(scene, settings)
     segment_texts, joins = _segments(scene, settings, frame_start, frame_end)
     job = Job(kind, path, seed, settings.controls(), instruction, segment_texts,
-              tag={"scene": scene.name, "rig": arm_obj.name, "frame_start": frame_start, "frame_end": frame_end,
+              tag={"scene": scene.name, "rig": target.name, "frame_start": frame_start, "frame_end": frame_end,
                    "joins": joins, "blend_seconds": settings.blend_seconds},
               dialogue=settings.dialogue, language=settings.dialogue_language)
     SESSION.configure(preferences.config_from(context))

@@ -1,11 +1,11 @@
-"""Operators for the head: import a FLAME head as a rig, apply a motion file to it as a take."""
+"""Operators for the head: import a FLAME head (or ICT-FaceKit's) as a rig, apply a motion file as a take."""
 
 import os
 
 import bpy
 import numpy as np
 
-from . import audio, preferences, rig, takes
+from . import audio, character, ict_head, preferences, rig, takes
 from .core import backend_ref, timing
 from .core.errors import InputError
 from .ops_common import rig_poll, run
@@ -25,7 +25,7 @@ def _load_shape(path: str):
 
 
 class AVITALK_OT_import_head(bpy.types.Operator):
-    """Import a FLAME head as a rig: mesh with FLAME shape keys, armature with FLAME's joints"""
+    """Import a FLAME head as a rig (mesh with FLAME shape keys, armature with FLAME's joints), or ICT-FaceKit's head"""
     bl_idname = "avitalk.import_head"
     bl_label = "Import FLAME Head"
     bl_options = {'REGISTER', 'UNDO'}
@@ -39,6 +39,12 @@ class AVITALK_OT_import_head(bpy.types.Operator):
         name="Shape File",
         description="Optional identity coefficients (.npy, up to the model's shape count); empty is the mean shape",
         subtype='FILE_PATH',
+    )
+    ict_folder: bpy.props.StringProperty(
+        name="ICT-FaceKit Folder",
+        description="ICT-FaceKit's FaceXModel folder (download it yourself); when set, imports that head "
+                    "instead of a FLAME file. A folder chosen as the FLAME File works too",
+        subtype='DIR_PATH',
     )
     name: bpy.props.StringProperty(name="Name", description="Name of the new mesh (the armature gets '_rig')",
                                    default="flame_head")
@@ -58,12 +64,27 @@ class AVITALK_OT_import_head(bpy.types.Operator):
             return bpy.path.abspath(prefs.flame_path)
         return os.fspath(backend_ref.default_head_path())
 
+    def _ict_folder(self) -> str:
+        if self.ict_folder:
+            return bpy.path.abspath(self.ict_folder)
+        if self.filepath and os.path.isdir(bpy.path.abspath(self.filepath)):
+            return bpy.path.abspath(self.filepath)
+        return ""
+
     def execute(self, context):
         def work():
-            path = self._model_path(context)
-            model = backend_ref.pickle_io().load_flame(path)
-            shape = _load_shape(self.shape_path)
-            mesh_obj, arm_obj = rig.build_rig(context.scene.collection, model, self.name or "flame_head", shape)
+            collection = context.scene.collection
+            folder = self._ict_folder()
+            if folder:
+                head = backend_ref.module("retarget.ict").load_ict(folder)   # every check before the scene changes
+                name = self.name if self.name and self.name != "flame_head" else "ict_head"
+                mesh_obj, arm_obj = ict_head.build_ict(collection, head, name)
+                path = folder.rstrip("/\\")
+            else:
+                path = self._model_path(context)
+                model = backend_ref.pickle_io().load_flame(path)
+                shape = _load_shape(self.shape_path)
+                mesh_obj, arm_obj = rig.build_rig(collection, model, self.name or "flame_head", shape)
             for obj in context.selected_objects:
                 obj.select_set(False)
             mesh_obj.select_set(True)
@@ -74,7 +95,7 @@ class AVITALK_OT_import_head(bpy.types.Operator):
 
 
 class AVITALK_OT_apply_motion(bpy.types.Operator):
-    """Bake an AVI-Talk motion file onto the selected FLAME head as a new take"""
+    """Bake an AVI-Talk motion file onto the selected head or ARKit-named character as a new take"""
     bl_idname = "avitalk.apply_motion"
     bl_label = "Apply Motion File"
     bl_options = {'REGISTER', 'UNDO'}
@@ -103,7 +124,7 @@ class AVITALK_OT_apply_motion(bpy.types.Operator):
             if not self.filepath:
                 raise InputError("choose a motion file (.npz)")
             path = bpy.path.abspath(self.filepath)
-            rig.find_rig(context.active_object)  # a clear error before reading anything
+            character.checked(context.active_object)  # a clear error before reading anything
             motion = backend_ref.motion().load_motion(path)
             scene = context.scene
             start = (timing.default_frame_start(audio.sound_starts(scene), scene.frame_start)

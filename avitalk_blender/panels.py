@@ -1,8 +1,11 @@
-"""The "AVI-Talk" tab in the 3D viewport sidebar (audio, Generate, instruction, takes, bake) and the status bar."""
+"""The "AVI-Talk" tab in the 3D viewport sidebar (audio, Generate, instruction, takes, bake, a character's
+channel map) and the status bar."""
 
 import bpy
 
-from . import rig, takes
+from . import character, takes
+from .core.character import BONE_ROLES
+from .core.errors import AviTalkError
 from .session import SESSION
 
 
@@ -26,6 +29,17 @@ class AVITALK_UL_segments(bpy.types.UIList):
         row.prop(item, "instruction", text="", emboss=True)
 
 
+class AVITALK_UL_channels(bpy.types.UIList):
+    """A character's channel map: each ARKit name and the shape key that plays it."""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0):
+        row = layout.row(align=True)
+        row.label(text=item.arkit, icon='CHECKMARK' if item.key else 'BLANK1')
+        key = data.id_data.data.shape_keys
+        if key is not None:
+            row.prop_search(item, "key", key, "key_blocks", text="")
+
+
 class _Sidebar:
     """Where every AVI-Talk panel lives: the "AVI-Talk" tab of the 3D viewport sidebar."""
     bl_space_type = 'VIEW_3D'
@@ -44,8 +58,8 @@ class AVITALK_PT_main(_Sidebar, bpy.types.Panel):
         layout = self.layout
         settings = context.scene.avitalk
         layout.operator("avitalk.import_head", icon='MONKEY')
-        if not rig.is_rig(context.active_object):
-            layout.label(text="Select an AVI-Talk head", icon='INFO')
+        if not character.candidate(context.active_object):
+            layout.label(text="Select an AVI-Talk head or an ARKit-named character", icon='INFO')
 
         box = layout.box()
         box.label(text="Audio", icon='SOUND')
@@ -134,6 +148,47 @@ class AVITALK_PT_takes(_SubPanel, bpy.types.Panel):
         sub.active = settings.decimate
         sub.prop(settings, "tolerance")
         layout.operator("avitalk.bake", icon='KEYINGSET')
+
+
+class AVITALK_PT_character(_SubPanel, bpy.types.Panel):
+    """What the selected ARKit-named character's shape keys and bones get, and the map to edit it."""
+    bl_label = "Character"
+    bl_options = {'DEFAULT_CLOSED'}
+
+    @classmethod
+    def poll(cls, context):
+        obj = context.active_object
+        return character.candidate(obj) and obj.get("avitalk_rig") is None
+
+    def draw(self, context):
+        layout = self.layout
+        try:
+            found = character.find(context.active_object)
+            channel_map = found.channel_map()
+        except AviTalkError as exc:
+            layout.label(text=str(exc), icon='ERROR')
+            return
+        driven = channel_map.driven_keys()
+        layout.label(text=f"{len(driven)} ARKit channels driven, {len(channel_map.unmatched_arkit)} not on the rig",
+                     icon='CHECKMARK' if driven or channel_map.bones else 'ERROR')
+        bones = ", ".join(f"{role}: {name}" for role, name in channel_map.bones.items())
+        layout.label(text=f"Bones: {bones}" if bones else "No jaw, eye, head or neck bone", icon='BONE_DATA')
+        if channel_map.unmatched_keys:
+            shown = ", ".join(channel_map.unmatched_keys[:6])
+            more = len(channel_map.unmatched_keys) - 6
+            layout.label(text="Unmatched keys: " + shown + (f" and {more} more" if more > 0 else ""))
+        stored = found.mesh.avitalk_map
+        if not stored.stored:
+            layout.operator("avitalk.store_map", icon='GREASEPENCIL')
+            return
+        layout.template_list("AVITALK_UL_channels", "", stored, "entries", stored, "entry_index", rows=6)
+        col = layout.column(align=True)
+        for role in BONE_ROLES:
+            if found.armature is not None:
+                col.prop_search(stored, role, found.armature.data, "bones")
+            else:
+                col.prop(stored, role)
+        layout.operator("avitalk.clear_map", icon='FILE_REFRESH')
 
 
 class AVITALK_PT_motion_file(_SubPanel, bpy.types.Panel):

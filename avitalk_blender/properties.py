@@ -22,7 +22,8 @@ def _audition(self, context):
 class AVITALK_Take(bpy.types.PropertyGroup):
     """One generated take; its data (instruction, seed, settings) lives on its two actions."""
     # ``name`` (built in) is the take name: actions ``<name>_shapes`` and ``<name>_pose``.
-    rig: bpy.props.StringProperty(name="Rig", description="Armature object the take was made for")
+    rig: bpy.props.StringProperty(name="Rig", description="Object the take was made for: the armature, "
+                                  "or the mesh of a character without one")
 
 
 class AVITALK_Segment(bpy.types.PropertyGroup):
@@ -31,6 +32,32 @@ class AVITALK_Segment(bpy.types.PropertyGroup):
         name="Instruction",
         description="This segment's instruction; empty uses the clip's instruction",
     )
+
+
+class AVITALK_MapEntry(bpy.types.PropertyGroup):
+    """One row of a character's channel map: an ARKit name and the shape key that plays it."""
+    arkit: bpy.props.StringProperty(name="ARKit", description="The ARKit blendshape name this row drives")
+    key: bpy.props.StringProperty(name="Shape Key", description="The character's shape key that plays it; "
+                                  "empty leaves the channel undriven")
+
+
+class AVITALK_CharacterMap(bpy.types.PropertyGroup):
+    """A character's channel map, stored on its mesh (``object.avitalk_map``) so it travels with the .blend.
+
+    Empty (``stored`` off) means: read the names each time (``backend.retarget.names``).
+    """
+    stored: bpy.props.BoolProperty(name="Stored", description="The map below is used instead of name matching")
+    entries: bpy.props.CollectionProperty(type=AVITALK_MapEntry, name="Channels",
+                                          description="One row per ARKit name: the shape key that plays it")
+    entry_index: bpy.props.IntProperty(name="Channel", description="The row chosen in the channel list")
+    jaw: bpy.props.StringProperty(name="Jaw", description="Bone that opens the jaw; empty uses the jawOpen key")
+    left_eye: bpy.props.StringProperty(name="Left Eye", description="The character's left eye bone")
+    right_eye: bpy.props.StringProperty(name="Right Eye", description="The character's right eye bone")
+    head: bpy.props.StringProperty(name="Head", description="Head bone (gets the neck turn)")
+    neck: bpy.props.StringProperty(name="Neck", description="Neck bone (gets the whole head turn)")
+
+    def bones(self) -> dict:
+        return {role: getattr(self, role) for role in ("jaw", "left_eye", "right_eye", "head", "neck")}
 
 
 class AVITALK_SceneSettings(bpy.types.PropertyGroup):

@@ -63,7 +63,7 @@ def build_rig(collection, model, name: str = "flame_head", shape=None):
     joint_exprdirs = np.einsum("jv,vce->jce", model.J_regressor, model.exprdirs)  # (5, 3, E)
 
     mesh_obj = _mesh(collection, name, model)  # first: the only step that can refuse the data
-    arm_obj = _armature(collection, name + "_rig", joints_rest)
+    arm_obj = build_armature(collection, name + "_rig", joints_rest)
     mesh_obj.parent = arm_obj
     modifier = mesh_obj.modifiers.new("Armature", 'ARMATURE')
     modifier.object = arm_obj
@@ -82,7 +82,8 @@ def build_rig(collection, model, name: str = "flame_head", shape=None):
     return mesh_obj, arm_obj
 
 
-def _armature(collection, name, joints_rest):
+def build_armature(collection, name, joints_rest):
+    """An armature with FLAME's bones at ``joints_rest`` (5, 3), identity rest rotations, turned so Y-up is Z-up."""
     arm = bpy.data.armatures.new(name)
     arm_obj = bpy.data.objects.new(name, arm)
     collection.objects.link(arm_obj)
@@ -131,17 +132,18 @@ def _mesh(collection, name, model):
     face_parts = model.extras.get("avitalk_face_parts")
     if face_parts is not None and part_names and len(face_parts) == len(faces):
         for part in part_names:
-            me.materials.append(_material(f"{name}_{part}", PART_COLOURS.get(part, DEFAULT_COLOUR)))
+            me.materials.append(material(f"{name}_{part}", PART_COLOURS.get(part, DEFAULT_COLOUR)))
         me.polygons.foreach_set("material_index", np.asarray(face_parts, dtype=np.int32))
     else:
-        me.materials.append(_material(f"{name}_skin", PART_COLOURS["skin"]))
+        me.materials.append(material(f"{name}_skin", PART_COLOURS["skin"]))
 
     obj = bpy.data.objects.new(name, me)
     collection.objects.link(obj)
     return obj
 
 
-def _material(name, colour):
+def material(name, colour):
+    """A plain material of one colour (viewport and Principled BSDF)."""
     mat = bpy.data.materials.new(name)
     mat.diffuse_color = colour
     if bpy.app.version < (5, 0, 0):

@@ -11,8 +11,8 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from . import bake, rig
-from .core import decimate, naming, timing
+from . import bake, bake_arkit, character
+from .core import decimate, naming, take, timing
 from .core.errors import InputError
 
 
@@ -34,13 +34,19 @@ def make_take(scene, obj, motion, frame_start: int, properties: dict, push_to_nl
     and is named from the motion's instruction, else ``source`` (a file path).
     Everything that can fail on user input fails before the scene is touched.
     """
-    mesh_obj, arm_obj = rig.find_rig(obj)
-    bake.check_editable(mesh_obj, arm_obj)
+    target = character.checked(obj)
+    bake.check_editable(target.mesh, target.armature)
     fps = timing.scene_fps(scene.render.fps, scene.render.fps_base)
-    data = bake.prepare(arm_obj, motion, fps, int(frame_start))
+    if target.flame:
+        data = bake.prepare(target.armature, motion, fps, int(frame_start))
+    else:
+        data = take.prepare_take(motion, motion.expression.shape[1], fps, int(frame_start))
     base = naming.take_base_name(motion.instruction, source or motion.source)
     name = naming.unique_take_name(base, bake.existing_action_names())
-    actions = bake.bake(mesh_obj, arm_obj, data, name, push_to_nla)
+    if target.flame:
+        actions = bake.bake(target.mesh, target.armature, data, name, push_to_nla)
+    else:
+        actions = bake_arkit.bake_character(target, data, name, push_to_nla)
     for action in actions:
         action["avitalk_frame_start"] = int(frame_start)
         for key, value in properties.items():
@@ -48,7 +54,7 @@ def make_take(scene, obj, motion, frame_start: int, properties: dict, push_to_nl
     settings = scene.avitalk
     item = settings.takes.add()
     item.name = name
-    item.rig = arm_obj.name
+    item.rig = target.name
     _select_quietly(settings, len(settings.takes) - 1)
     return name
 
@@ -64,13 +70,19 @@ def audition(scene, index: int) -> None:
     if not 0 <= index < len(settings.takes):
         return
     item = settings.takes[index]
-    arm_obj = bpy.data.objects.get(item.rig)
+    obj = bpy.data.objects.get(item.rig)
     shapes, pose = take_actions(item.name)
-    if arm_obj is None or shapes is None or pose is None:
+    if obj is None or (shapes is None and pose is None):
         return
-    mesh_obj, arm_obj = rig.find_rig(arm_obj)
-    _play(mesh_obj.data.shape_keys, shapes)
-    _play(arm_obj, pose)
+    found = character.find(obj)
+    for id_data, action in _targets(found, shapes, pose):
+        _play(id_data, action)
+
+
+def _targets(found, shapes, pose) -> list:
+    """(ID, action) pairs of a take's existing actions on the character ``found``."""
+    pairs = [(found.mesh.data.shape_keys, shapes), (found.armature, pose)]
+    return [(id_data, action) for id_data, action in pairs if id_data is not None and action is not None]
 
 
 def _play(id_data, action) -> None:
@@ -102,19 +114,22 @@ def bake_take(scene, index: int, push_to_nla: bool, tolerance: float | None) -> 
         raise InputError("no take is selected: generate one first")
     item = settings.takes[index]
     shapes, pose = take_actions(item.name)
-    if shapes is None or pose is None:
-        raise InputError(f"the actions of take '{item.name}' are gone; delete it from the list")
-    arm_obj = bpy.data.objects.get(item.rig)
-    if arm_obj is None:
+    gone = InputError(f"the actions of take '{item.name}' are gone; delete it from the list")
+    if shapes is None and pose is None:
+        raise gone
+    obj = bpy.data.objects.get(item.rig)
+    if obj is None:
         raise InputError(f"the rig '{item.rig}' of take '{item.name}' is gone")
-    mesh_obj, arm_obj = rig.find_rig(arm_obj)
-    bake.check_editable(mesh_obj, arm_obj)
+    found = character.find(obj)
+    if found.flame and (shapes is None or pose is None):
+        raise gone
+    bake.check_editable(found.mesh, found.armature)
     baked = naming.unique_take_name(f"{item.name}_baked", bake.existing_action_names())
-    frame_start = int(shapes.get("avitalk_frame_start", scene.frame_start))
-    for source, target_name, id_data in zip((shapes, pose), naming.action_names(baked),
-                                            (mesh_obj.data.shape_keys, arm_obj)):
+    frame_start = int((shapes or pose).get("avitalk_frame_start", scene.frame_start))
+    shapes_name, pose_name = naming.action_names(baked)
+    for id_data, source in _targets(found, shapes, pose):
         action = source.copy()
-        action.name = target_name
+        action.name = shapes_name if source is shapes else pose_name
         action["avitalk_take"] = baked
         action["avitalk_baked_from"] = item.name
         action.use_fake_user = False
