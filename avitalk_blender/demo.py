@@ -145,7 +145,7 @@ def telling_frames(motion, names, gap: int = 3, speech_window: int = 8) -> dict:
 
     jaw = np.maximum(motion.jaw_pose[:, 0], 0.0)
     opening = jaw + 0.3 * channels(OPENING)
-    opened = opening > 0.5 * opening.max() if opening.max() > 0 else np.zeros(n, dtype=bool)
+    opened = opening > 0.3 * opening.max() if opening.max() > 0 else np.zeros(n, dtype=bool)
     before = np.array([opened[max(0, t - speech_window):t].any() for t in range(n)])
     after = np.array([opened[t + 1:t + 1 + speech_window].any() for t in range(n)])
     closure = channels(CLOSING) - 4.0 * jaw
