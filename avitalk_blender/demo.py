@@ -26,6 +26,7 @@ from . import demo_video, register, session
 from .core import backend_ref, demo_motion
 
 FPS = 25
+GIF_STEP = 2  # the GIF shows every other frame
 BACKGROUND = (0.05, 0.05, 0.06)  # the world's grey, linear
 DEMO_AUDIO = Path(__file__).resolve().parents[1] / "assets" / "demo" / "line.wav"
 
@@ -218,10 +219,12 @@ def _video(out: Path, scene, audio: Path, caption: str, size: int, max_frames: i
     scene.render.resolution_x = scene.render.resolution_y = size
     frames = demo_video.render_frames(scene, out / "frames")
     scene.frame_start, scene.frame_end = frame_range
-    movie = demo_video.write_mp4(frames, out / "demo.mp4", FPS, audio, caption)
+    cut = demo_video.cut(frames, FPS, audio, caption)
+    movie = demo_video.write_mp4(cut, out / "demo.mp4")
     tracks = demo_video.mp4_tracks(movie)
     print(f"{movie}: " + ", ".join(f"{handler} {codec} x{count}" for handler, codec, count in tracks))
-    demo_video.write_gif(frames, out / "demo.gif", FPS, step=2)
+    demo_video.write_gif(demo_video.write_stills(cut, out / "stills", GIF_STEP), out / "demo.gif", FPS / GIF_STEP)
+    bpy.data.scenes.remove(cut)
     return movie
 
 

@@ -1,8 +1,8 @@
 """The demo's moving pictures: every frame rendered, cut with the speech and a caption into an MP4, and a small GIF.
 
 The 3D scene renders its frames to PNGs; a second scene's sequencer lays them
-out with the speech as a sound strip and the instruction as a text strip, and
-renders H.264 video with AAC audio through Blender's FFmpeg. ``mp4_tracks``
+out with the speech as a sound strip and the instruction as a text strip (``cut``),
+and renders H.264 video with AAC audio through Blender's FFmpeg, or captioned PNGs. ``mp4_tracks``
 reads the written file's tracks back (no ffprobe needed), and ``write_gif``
 encodes frames for the README (stdlib only: a shared palette, LZW, and pixels
 unchanged since the previous frame left transparent, which keeps it small).
@@ -27,8 +27,8 @@ def render_frames(scene, folder: Path) -> list:
     return [folder / f"frame_{f:04d}.png" for f in range(scene.frame_start, scene.frame_end + 1)]
 
 
-def write_mp4(frames, target: Path, fps: int, audio: Path | None = None, caption: str = "") -> Path:
-    """The PNG ``frames`` as H.264 video, ``audio`` as its AAC track, ``caption`` burned in along the bottom."""
+def cut(frames, fps: int, audio: Path | None = None, caption: str = ""):
+    """A new scene whose sequencer shows the PNG ``frames`` with ``audio`` under them and ``caption`` along the bottom."""
     first = bpy.data.images.load(str(frames[0]))
     width, height = first.size
     bpy.data.images.remove(first)
@@ -52,13 +52,19 @@ def write_mp4(frames, target: Path, fps: int, audio: Path | None = None, caption
         text.anchor_x, text.anchor_y = 'CENTER', 'BOTTOM'
         text.alignment_x = 'CENTER'
         text.use_box, text.box_color, text.box_margin = True, (0.0, 0.0, 0.0, 0.55), 0.01
+    return scene
+
+
+def write_mp4(scene, target: Path) -> Path:
+    """The cut ``scene`` as H.264 video with its sound as AAC (no sound strip: no audio track)."""
     settings = scene.render.image_settings
     settings.media_type = 'VIDEO'
     settings.file_format = 'FFMPEG'
     ffmpeg = scene.render.ffmpeg
     ffmpeg.format, ffmpeg.codec = 'MPEG4', 'H264'
     ffmpeg.constant_rate_factor, ffmpeg.ffmpeg_preset = 'MEDIUM', 'GOOD'
-    ffmpeg.audio_codec = 'AAC' if audio is not None else 'NONE'
+    has_sound = any(strip.type == 'SOUND' for strip in scene.sequence_editor.strips)
+    ffmpeg.audio_codec = 'AAC' if has_sound else 'NONE'
     ffmpeg.audio_channels, ffmpeg.audio_mixrate, ffmpeg.audio_bitrate = 'MONO', 48000, 128
     target.parent.mkdir(parents=True, exist_ok=True)
     stem = target.with_suffix("")
@@ -66,10 +72,20 @@ def write_mp4(frames, target: Path, fps: int, audio: Path | None = None, caption
     scene.render.use_file_extension = True
     with bpy.context.temp_override(scene=scene):
         bpy.ops.render.render(animation=True)
-    written = Path(f"{stem}_{1:04d}-{len(frames):04d}.mp4")
-    bpy.data.scenes.remove(scene)
-    written.replace(target)
+    Path(f"{stem}_{scene.frame_start:04d}-{scene.frame_end:04d}.mp4").replace(target)
     return target
+
+
+def write_stills(scene, folder: Path, step: int = 1) -> list:
+    """Every ``step``-th frame of the cut ``scene`` as PNGs (the caption burned in, as in the MP4)."""
+    scene.render.image_settings.media_type = 'IMAGE'
+    scene.render.image_settings.file_format = 'PNG'
+    scene.frame_step = step
+    folder.mkdir(parents=True, exist_ok=True)
+    scene.render.filepath = str(folder / "still_")
+    with bpy.context.temp_override(scene=scene):
+        bpy.ops.render.render(animation=True)
+    return [folder / f"still_{f:04d}.png" for f in range(scene.frame_start, scene.frame_end + 1, step)]
 
 
 def _boxes(data: bytes, start: int, end: int):
@@ -182,13 +198,13 @@ def _lzw(indices: np.ndarray, min_size: int = 8) -> bytes:
     return bytes([min_size]) + blocks + b"\x00"
 
 
-def write_gif(frames, target: Path, fps: float, step: int = 2) -> Path:
-    """Every ``step``-th PNG of ``frames`` as a looping GIF at ``fps / step``."""
-    images = [_read_rgb(path) for path in frames[::step]]
+def write_gif(frames, target: Path, fps: float) -> Path:
+    """The PNG ``frames`` as a looping GIF at ``fps``."""
+    images = [_read_rgb(path) for path in frames]
     colours, lookup = _palette(images)
     height, width = images[0].shape[:2]
     transparent = 255
-    delay = int(round(100 * step / fps))
+    delay = int(round(100 / fps))
     out = bytearray(b"GIF89a" + struct.pack("<HHBBB", width, height, 0xF7, 0, 0))
     out += np.vstack([colours, np.zeros((256 - len(colours), 3), np.uint8)]).tobytes()
     out += b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"  # loop forever
