@@ -26,7 +26,7 @@ from . import demo_video, register, session
 from .core import backend_ref, demo_motion
 
 FPS = 25
-GIF_STEP = 2  # the GIF shows every other frame
+GIF_STEP, GIF_SCALE = 2, 75  # the GIF shows every other frame at 75 % size: a few hundred KB
 BACKGROUND = (0.05, 0.05, 0.06)  # the world's grey, linear
 DEMO_AUDIO = Path(__file__).resolve().parents[1] / "assets" / "demo" / "line.wav"
 
@@ -90,7 +90,7 @@ def _contact_sheet(tiles, labels, target: Path):
         strip.transform.offset_y = 0.5 * band
         text = editor.strips.new_effect(f"label{i}", 'TEXT', 3, 1, length=1)
         text.text = label
-        text.font_size = int(band * 0.6)
+        text.font_size = min(int(band * 0.55), width // 20)  # a label of ~28 characters fits its tile
         text.location = ((i + 0.5) / len(tiles), 0.5 * band / (height + band))
         text.anchor_x, text.anchor_y = 'CENTER', 'CENTER'
     scene.render.image_settings.file_format = 'PNG'
@@ -120,6 +120,8 @@ def _procedural(out: Path, arm_obj) -> tuple:
     bpy.ops.avitalk.apply_motion(filepath=str(motion_path), auto_start=False, frame_start=1)
     bpy.context.scene.frame_start, bpy.context.scene.frame_end = 1, motion.n_frames
     return {beat: 1 + int(round(seconds * FPS)) for beat, seconds in demo_motion.BEATS.items()}, motion.instruction
+
+
 # Channels of the default head that say where the lips seal, the mouth opens, the eyes close, and which
 # ones only articulate speech (left out when looking for the most expressive face).
 CLOSING = ("lip_press_L", "lip_press_R", "jaw_open_lips_closed")
@@ -209,7 +211,7 @@ def run(out: Path, flame_path: str = "", size: int = 320, samples: int = 16, aud
 
 
 def _video(out: Path, scene, audio: Path, caption: str, size: int, max_frames: int) -> Path:
-    """Every frame with Workbench, cut with the speech and the caption into demo.mp4, and demo.gif."""
+    """Every frame with Workbench (quick on a CPU), cut with the speech and the caption into demo.mp4, and demo.gif."""
     frame_range = scene.frame_start, scene.frame_end
     if max_frames > 0:
         scene.frame_end = min(scene.frame_end, scene.frame_start + max_frames - 1)
@@ -217,13 +219,18 @@ def _video(out: Path, scene, audio: Path, caption: str, size: int, max_frames: i
     scene.display.shading.light, scene.display.shading.color_type = 'STUDIO', 'MATERIAL'
     scene.display.render_aa = '8'
     scene.render.resolution_x = scene.render.resolution_y = size
-    frames = demo_video.render_frames(scene, out / "frames")
+    try:
+        frames = demo_video.render_frames(scene, out / "frames")
+    except RuntimeError as error:  # no OpenGL here (Mesa's EGL missing): Cycles needs none, and is slower
+        print(f"note: Workbench cannot render here ({error}); rendering the video with Cycles")
+        scene.render.engine = 'CYCLES'
+        frames = demo_video.render_frames(scene, out / "frames")
     scene.frame_start, scene.frame_end = frame_range
     cut = demo_video.cut(frames, FPS, audio, caption)
     movie = demo_video.write_mp4(cut, out / "demo.mp4")
     tracks = demo_video.mp4_tracks(movie)
     print(f"{movie}: " + ", ".join(f"{handler} {codec} x{count}" for handler, codec, count in tracks))
-    demo_video.write_gif(demo_video.write_stills(cut, out / "stills", GIF_STEP), out / "demo.gif", FPS / GIF_STEP)
+    demo_video.write_gif(demo_video.write_stills(cut, out / "stills", GIF_STEP, GIF_SCALE), out / "demo.gif", FPS / GIF_STEP)
     bpy.data.scenes.remove(cut)
     return movie
 

@@ -76,8 +76,9 @@ def write_mp4(scene, target: Path) -> Path:
     return target
 
 
-def write_stills(scene, folder: Path, step: int = 1) -> list:
-    """Every ``step``-th frame of the cut ``scene`` as PNGs (the caption burned in, as in the MP4)."""
+def write_stills(scene, folder: Path, step: int = 1, percent: int = 100) -> list:
+    """Every ``step``-th frame of the cut ``scene`` as PNGs at ``percent`` size (the caption burned in, as in the MP4)."""
+    scene.render.resolution_percentage = percent
     scene.render.image_settings.media_type = 'IMAGE'
     scene.render.image_settings.file_format = 'PNG'
     scene.frame_step = step
