@@ -90,7 +90,7 @@ def _contact_sheet(tiles, labels, target: Path):
         strip.transform.offset_y = 0.5 * band
         text = editor.strips.new_effect(f"label{i}", 'TEXT', 3, 1, length=1)
         text.text = label
-        text.font_size = min(int(band * 0.55), width // 20)  # a label of ~28 characters fits its tile
+        text.font_size = max(8, min(int(band * 0.55), width // 20))  # a label of ~28 characters fits its tile
         text.location = ((i + 0.5) / len(tiles), 0.5 * band / (height + band))
         text.anchor_x, text.anchor_y = 'CENTER', 'CENTER'
     scene.render.image_settings.file_format = 'PNG'

@@ -112,7 +112,7 @@ def test_demo_writes_mp4_with_video_and_sound_gif_and_labelled_sheet(fresh_blend
     pixels = pixels.reshape(height, width, 4)  # bottom row first
     assert width == 32 * len(demo_motion_beats()) and height > 32
     band = pixels[:height - 32, :, :3]  # the labels' strip under the tiles
-    assert band.max() > 0.5 and np.median(band) < 0.1  # bright letters on the dark background
+    assert band.max() > 0.3 and np.median(band) < 0.1  # bright letters on the dark background
     tiles = [pixels[height - 32:, 32 * i:32 * (i + 1), :3] for i in range(width // 32)]
     assert all(np.abs(a - b).max() > 0.02 for k, a in enumerate(tiles) for b in tiles[k + 1:])
 
