@@ -50,7 +50,7 @@ def _stage(scene, mesh_obj, size: int, samples: int):
     camera.rotation_euler = (math.pi / 2, 0.0, 0.0)
     scene.collection.objects.link(camera)
     scene.camera = camera
-    for name, offset, power in (("key", (-0.6, -1.0, 0.8), 60.0), ("fill", (0.8, -0.8, 0.1), 20.0)):
+    for name, offset, power in (("key", (-0.6, -1.0, 0.8), 24.0), ("fill", (0.8, -0.8, 0.1), 8.0)):
         light = bpy.data.objects.new(name, bpy.data.lights.new(name, 'AREA'))
         light.data.energy = power * height ** 2 / 0.04
         light.data.size = height
@@ -77,7 +77,7 @@ def _contact_sheet(tiles, labels, target: Path):
     first = bpy.data.images.load(str(tiles[0]))
     width, height = first.size
     bpy.data.images.remove(first)
-    band = max(18, height // 9)
+    band = 2 * max(9, height // 18)  # even: the tiles sit on whole pixels
     scene = bpy.data.scenes.new("contact_sheet")
     scene.render.resolution_x, scene.render.resolution_y = width * len(tiles), height + band
     scene.render.resolution_percentage = 100
