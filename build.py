@@ -4,7 +4,8 @@
     python build.py          build the installable extension zip into dist/
     python build.py test     create/update .venv, run pytest over tests/ (exit code passed through;
                              extra arguments go to pytest, paths replace tests/)
-    python build.py demo     create/update .venv, bake a scripted animation, write out/demo.blend + previews
+    python build.py demo     create/update .venv, run the models on the bundled line, bake it: out/demo.blend,
+                             out/demo.mp4 (with its sound and the instruction as caption), demo.gif, demo_preview.png
 """
 
 import hashlib
