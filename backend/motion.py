@@ -9,7 +9,6 @@ Frame ``t`` is at time ``t / fps`` seconds.
 import functools
 import math
 import os
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import AviTalkError
+from .files import write_atomic
 
 # The channel layout, the one place it is written: the motion file's arrays, and a packed
 # (..., T, E + 15) array holds them side by side in this order.
@@ -309,17 +309,7 @@ def save_motion(path, motion: Motion) -> None:
     if motion.seed is not None:
         arrays["seed"] = np.int64(motion.seed)
 
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".motion-", suffix=".npz.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_atomic(path, lambda fh: np.savez(fh, **arrays))
 
 
 # ---------------------------------------------------------------------------

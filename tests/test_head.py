@@ -98,13 +98,13 @@ def test_the_cache_is_verified_and_rebuilt_on_mismatch(tmp_path, tiny_build):
 
 
 def test_cache_folder_is_the_users_own(tmp_path, monkeypatch):
-    from backend.head import cache_dir_default
+    from backend.files import cache_folder
 
     monkeypatch.setenv("AVITALK_CACHE", str(tmp_path / "mine"))
-    assert cache_dir_default() == tmp_path / "mine"
+    assert cache_folder() == tmp_path / "mine"
     monkeypatch.delenv("AVITALK_CACHE")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert cache_dir_default() == tmp_path / "home" / ".cache" / "avitalk"
+    assert cache_folder() == tmp_path / "home" / ".cache" / "avitalk"
 
 
 def test_an_unwritable_cache_folder_is_a_clear_error(tmp_path, tiny_build):

@@ -13,7 +13,7 @@ OFFLINE = ("backend.corpus", "backend.train", "backend.evaluate")  # data making
 RUNTIME = (
     "backend.pipeline", "backend.serve", "backend.stage1", "backend.stage2", "backend.refine", "backend.speech",
     "backend.language", "backend.head", "backend.flame", "backend.audio", "backend.motion", "backend.phones",
-    "backend.emotions", "backend.errors", "backend.protocol", "backend.checkpoint", "backend.device", "backend.retarget", "backend.options",
+    "backend.emotions", "backend.errors", "backend.protocol", "backend.checkpoint", "backend.device", "backend.retarget", "backend.options", "backend.files",
 )
 
 

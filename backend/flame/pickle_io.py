@@ -18,12 +18,12 @@ import io
 import math
 import os
 import pickle
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import AviTalkError
+from ..files import write_atomic
 
 N_JOINTS = 5
 N_POSE_FEATURES = 36  # 4 non-root joints x 9 entries of (R - I)
@@ -513,14 +513,4 @@ def save_flame(path, raw_dict: dict) -> None:
     payload = pickle.dumps(data, protocol=2)
     model_from_raw(_read_raw(payload, "the dict to save"), n_shape=0)
 
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".flame-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_atomic(path, payload)

@@ -11,22 +11,16 @@ from a read-only install (e.g. inside a Blender extension).
 """
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 from ..errors import ModelError
+from ..files import cache_folder, write_atomic
 
 _SOURCES = ("components.py", "field.py", "skin.py", "parts.py", "mesh.py", "expressions.py", "rig.py", "build.py")
 
 
 class HeadCacheError(ModelError):
     """The default head cannot be written to its cache folder."""
-
-
-def cache_dir_default() -> Path:
-    env = os.environ.get("AVITALK_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "avitalk"
 
 
 def _content_tag() -> str:
@@ -55,21 +49,9 @@ def _verified(path: Path) -> bool:
         return False
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".head-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def default_head_path(cache_dir=None) -> Path:
     """Path of the default head's FLAME pickle, built on first use and verified on every use."""
-    folder = Path(cache_dir) if cache_dir is not None else cache_dir_default()
+    folder = Path(cache_dir) if cache_dir is not None else cache_folder()
     path = folder / f"avitalk_head_{_content_tag()}.pkl"
     if _verified(path):
         return path
@@ -79,7 +61,7 @@ def default_head_path(cache_dir=None) -> Path:
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         save_flame(path, build_head())
-        _write_text_atomic(_checksum_path(path), _sha256(path) + "\n")
+        write_atomic(_checksum_path(path), _sha256(path) + "\n")
     except OSError as exc:
         raise HeadCacheError(f"cannot write the default head to {folder} ({exc}); "
                              f"set AVITALK_CACHE to a folder you can write") from None

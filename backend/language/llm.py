@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ModelError
+from ..files import cache_folder
 
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_NAME = "smollm2-135m"
@@ -50,10 +50,6 @@ def default_gguf() -> Path:
     return path
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("AVITALK_CACHE") or Path.home() / ".cache" / "avitalk")
-
-
 def load_llm(path=None, cache_dir=None):
     """Return a frozen ``(model, tokenizer)``.
 
@@ -72,7 +68,7 @@ def load_llm(path=None, cache_dir=None):
         if path.suffix.lower() != ".gguf":
             raise LLMError(f"{path}: give a .gguf file or a transformers model folder")
         gguf, name = path, path.stem.lower()
-    cache = Path(cache_dir) if cache_dir is not None else cache_root() / "llm" / name
+    cache = Path(cache_dir) if cache_dir is not None else cache_folder() / "llm" / name
     if not _cache_matches(cache, gguf):
         _build_cache(gguf, cache)
     return _load_folder(cache)

@@ -16,7 +16,6 @@ caches the map by the file's SHA-256 in AVI-Talk's cache folder.
 from __future__ import annotations
 
 import hashlib
-import os
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AviTalkError
+from ..files import cache_folder, write_atomic
 from ..flame.lbs_numpy import flame_forward
 from ..flame.pickle_io import FlameFileError, FlameModel, load_flame
 from ..motion import Motion
@@ -90,16 +90,9 @@ class FlameMap:
         """Write the map as a small .npz (atomic replace)."""
         path = Path(path)
         errors = np.array([self.fit_error_mm[c] for c in self.channels])
-        fd, tmp = tempfile.mkstemp(prefix=".flamemap-", suffix=".npz", dir=path.parent)
-        os.close(fd)
-        try:
-            np.savez(tmp, version=MAP_VERSION, channels=np.array(self.channels), matrix=self.matrix,
-                     basis_r=self.basis_r, fields_q=self.fields_q, fit_error_mm=errors, digest=self.digest)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        write_atomic(path, lambda fh: np.savez(fh, version=MAP_VERSION, channels=np.array(self.channels), matrix=self.matrix,
+                                               basis_r=self.basis_r, fields_q=self.fields_q, fit_error_mm=errors,
+                                               digest=self.digest))
 
     @classmethod
     def load(cls, path) -> "FlameMap":
@@ -318,14 +311,14 @@ def file_digest(path) -> str:
 
 def flame_map_for_file(path, cache_dir=None) -> FlameMap:
     """The map for a FLAME file, fitted on first use and cached by the file's SHA-256 (and our head's version)."""
-    from ..head import cache_dir_default, default_head_path
+    from ..head import default_head_path
 
     path = Path(path)
     if not path.is_file():
         raise FlameFileError(f"FLAME model file {str(path)!r} does not exist")
     digest = file_digest(path)
     head = default_head_path()
-    folder = Path(cache_dir) if cache_dir is not None else cache_dir_default() / "flame_maps"
+    folder = Path(cache_dir) if cache_dir is not None else cache_folder() / "flame_maps"
     cached = folder / f"{digest[:32]}_{head.stem.removeprefix('avitalk_head_')}_m{MAP_VERSION}.npz"
     if cached.is_file():
         try:
