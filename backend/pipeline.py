@@ -53,6 +53,9 @@ Progress = Callable[[str, float], None]
 
 # what stage 1 says of digital silence, instead of running the LLM on nothing
 SILENT_INSTRUCTION = "A person is silent, with a relaxed face."
+# Whisper's no-speech probability above which a chunk holds no speech (noise, hum, music): well above
+# what speech, English or not, gets (MAX_NO_SPEECH only marks words as unsure)
+NOT_SPEECH = 0.75
 MAX_TRANSCRIPT_CHARS = 20000
 MAX_WORDS_PER_SECOND = 10.0  # fast speech is about 4 words a second
 HEARTBEAT_S = 2.0             # progress messages while a long step (speech recognition, lip timing) works
@@ -332,6 +335,16 @@ class Pipeline:
             log.warning("stage 1 reads the speech alone, speech recognition failed: %s", exc)
             return ""
 
+    def _hears_no_speech(self, audio: Audio, report: Progress, timings: dict) -> bool:
+        """Whether Whisper finds no speech in any chunk of the audio (its recognition is cached for the lip
+        seal); False when recognition fails, so stage 1 then runs as usual."""
+        try:
+            heard = self._with_heartbeat(report, "features", lambda: self.heard(audio, timings))
+        except (SpeechModelError, RuntimeError, OSError) as exc:
+            log.warning("no speech check skipped, speech recognition failed: %s", exc)
+            return False
+        return bool(heard) and all(h.no_speech > NOT_SPEECH for h in heard)
+
     # ---- the two stages -------------------------------------------------------------
 
     def analyze(self, audio: Audio, progress: Progress | None = None, transcript: str | None = None,
@@ -347,6 +360,10 @@ class Pipeline:
         timings: dict[str, float] = {}
         report("features", 0.0)
         feats = self.features(audio, timings)
+        if not (transcript and transcript.strip()) and self._hears_no_speech(audio, report, timings):
+            warnings.append("no speech heard in this audio (noise or other sounds?); stage 1 did not run and the "
+                            f"instruction is neutral: {SILENT_INSTRUCTION!r}")
+            return Analysis(SILENT_INSTRUCTION, "", timings, warnings)
         words, said = None, ""
         if self.stage1.config.qformer.words_dim:  # weights trained to read the words of the line
             said = self._with_heartbeat(report, "features", lambda: self.words(audio, transcript, language, timings))

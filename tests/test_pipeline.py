@@ -28,8 +28,13 @@ def speech(seconds=1.0, seed=0, rate=16000):
 
 @pytest.fixture(scope="module")
 def pipe(tmp_path_factory):
+    from backend.speech.asr import Heard
+
     folder = tiny_checkpoints(tmp_path_factory.mktemp("ckpt"), trained=False)
-    return Pipeline(PipelineConfig(checkpoint_dir=folder, device="cpu", allow_untrained=True))
+    pipe = Pipeline(PipelineConfig(checkpoint_dir=folder, device="cpu", allow_untrained=True))
+    # the test signals are buzzes Whisper rightly hears as no speech: by default it hears speech without sure words
+    pipe._transcriber = CountingTranscriber([Heard("", 0.0, 1.0, -2.0, no_speech=0.1)])
+    return pipe
 
 
 def test_missing_weights_are_refused(tmp_path):
@@ -383,6 +388,22 @@ def test_stage1_reads_the_dialogue_text_or_what_whisper_heard(pipe, monkeypatch)
 
 
 # ---- bad input (issue 24) -------------------------------------------------------------
+
+
+def test_noise_without_speech_skips_stage1_and_says_so(pipe, monkeypatch):
+    from backend.pipeline import SILENT_INSTRUCTION
+    from backend.speech.asr import Heard
+
+    calls = []
+    monkeypatch.setattr(pipe.stage1, "describe", lambda *a, **k: calls.append(1) or "A man is angry.")
+    monkeypatch.setattr(pipe, "_transcriber", CountingTranscriber([Heard("you", 0.0, 2.0, -3.0, no_speech=0.9)]))
+    noise = load_audio((0.1 * np.random.default_rng(5).standard_normal(16000 * 2).astype(np.float32), 16000))
+    analysis = pipe.analyze(noise)
+    assert analysis.instruction == SILENT_INSTRUCTION and not calls
+    assert any("no speech heard" in w for w in analysis.warnings)
+    assert pipe.analyze(noise, transcript="Hello there.").instruction == "A man is angry." and calls  # the user says it is speech
+    monkeypatch.setattr(pipe, "_transcriber", CountingTranscriber([Heard("hello", 0.0, 2.0, -0.3, no_speech=0.2)]))
+    assert pipe.analyze(load_audio((speech(2.0, seed=40), 16000))).instruction == "A man is angry."  # speech: stage 1 runs
 
 
 def test_digital_silence_skips_stage1_and_says_so(pipe):

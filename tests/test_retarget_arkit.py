@@ -84,7 +84,7 @@ def test_retarget_package_needs_only_numpy_and_the_blender_safe_backend():
     import ast
     from pathlib import Path
 
-    allowed = ("numpy", "backend.errors", "backend.motion", "backend.flame", "backend.head.components",
+    allowed = ("numpy", "backend.errors", "backend.files", "backend.motion", "backend.flame", "backend.head.components",
                "backend.retarget")
     folder = Path(__file__).resolve().parents[1] / "backend" / "retarget"
     found = set()
@@ -99,5 +99,6 @@ def test_retarget_package_needs_only_numpy_and_the_blender_safe_backend():
     import sys
     third_party = {n for n in found if n.split(".")[0] not in sys.stdlib_module_names}
     bad = {n for n in third_party if not any(n == a or n.startswith(a + ".") for a in allowed)}
-    # the check's command-line entry builds our default head to compare with
-    assert bad == {"backend.head.default_head_path"}, bad
+    # the check's command-line entry builds our default head to compare with; the FLAME fit uses scipy's
+    # KD-tree where the interpreter has it (the backend's) and a numpy search where it has not (Blender's)
+    assert bad == {"backend.head.default_head_path", "scipy.spatial"}, bad
