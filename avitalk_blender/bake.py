@@ -23,12 +23,13 @@ Keys are written with ``keyframe_points.add(n)`` and ``foreach_set``, never
 import bpy
 import numpy as np
 
+from . import compat
 from .core import naming, rig_maths, take
 from .core.errors import InputError
 from .rig import rig_constants, shape_key_name
 
 LINEAR = bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINEAR"].value
-SLOTTED = "slots" in bpy.types.Action.bl_rna.properties
+SLOTTED = compat.SLOTTED
 
 
 def prepare(arm_obj, motion, fps: float, frame_start: int) -> take.TakeData:
@@ -84,8 +85,7 @@ def _new_action(name: str, id_type: str, slot_name: str):
 
 
 def _write_fcurve(fcurves, data_path: str, index: int, group: str, frames, values) -> None:
-    group_kw = {"group_name": group} if SLOTTED else {"action_group": group}
-    fcurve = fcurves.new(data_path, index=index, **group_kw)
+    fcurve = compat.fcurve_new(fcurves, data_path, index, group)
     n = len(frames)
     points = fcurve.keyframe_points
     points.add(n)

@@ -2,7 +2,7 @@
 
 import bpy
 
-from . import rig, takes
+from . import compat, rig, takes
 from .session import SESSION
 
 
@@ -67,7 +67,7 @@ class AVITALK_PT_main(_Sidebar, bpy.types.Panel):
         box = layout.box()
         if SESSION.working:
             fraction, label = SESSION.progress()
-            box.progress(factor=fraction, type='BAR', text=label)
+            compat.progress(box, fraction, label)
             box.operator("avitalk.cancel", icon='CANCEL')
         else:
             box.operator("avitalk.generate", icon='PLAY_SOUND')
@@ -162,5 +162,5 @@ def draw_status(self, context):
         return
     fraction, label = SESSION.progress()
     row = self.layout.row(align=True)
-    row.progress(factor=fraction, type='BAR', text=f"AVI-Talk: {label}")
+    compat.progress(row, fraction, f"AVI-Talk: {label}")
     row.operator("avitalk.cancel", text="", icon='CANCEL')
