@@ -11,7 +11,8 @@ version number:
 - ``Mesh.shade_smooth`` (4.1+), the polygons' smooth flag before;
 - polygon sizes, derived from ``loop_start`` (4.0+) or set as ``loop_total`` before;
 - a shape key's vertex positions (``points``, 4.1+, or ``data``);
-- the extension user folder (4.2+), Blender's user data folder before.
+- the extension user folder (4.2+), Blender's user data folder before;
+- the "allow online access" setting (4.2+; always allowed before).
 """
 
 import bpy
@@ -71,3 +72,7 @@ def extension_user_dir(package: str):
         return bpy.utils.extension_path_user(package, path="", create=True)
     except ValueError:  # not installed as an extension
         return None
+
+
+def online_access() -> bool:
+    return getattr(bpy.app, "online_access", True)
