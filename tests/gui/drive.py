@@ -99,10 +99,10 @@ def wait_for(condition, what, limit=LIMIT_S):
         yield 0.2
 
 
-def simulate(events, pause=0.15):
-    """Simulated events on the main window, (type, value, x, y) in window pixels, one per redraw."""
+def simulate(events, pause=0.15, win=None):
+    """Simulated events on a window (the main one), (type, value, x, y) in window pixels, one per redraw."""
     for type_, value, x, y in events:
-        window().event_simulate(type=type_, value=value, x=int(x), y=int(y))
+        (win or window()).event_simulate(type=type_, value=value, x=int(x), y=int(y))
         yield pause
 
 
@@ -184,6 +184,7 @@ def steps():
     addon_prefs.backend_python = ARGS.backend_python
     addon_prefs.device = 'CPU'
     addon_prefs.checkpoint_dir = ARGS.checkpoint
+    addon_prefs.stall_timeout = LIMIT_S  # a busy shared CPU may be slow between progress messages
     count_draws()
     open_closed_subpanels()
 
@@ -201,6 +202,9 @@ def steps():
         bpy.ops.screen.userpref_show()
     yield from wait_for(lambda: len(bpy.context.window_manager.windows) > 1, "the preferences window", 30)
     prefs_window = bpy.context.window_manager.windows[-1]
+    yield from settle(0.5)
+    x, y = prefs_window.width * 2 // 3, prefs_window.height // 2  # scroll down to the backend's check result
+    yield from simulate([('MOUSEMOVE', 'NOTHING', x, y)] + [('WHEELDOWNMOUSE', 'PRESS', x, y)] * 6, 0.1, prefs_window)
     yield from shot("preferences", prefs_window)
     with bpy.context.temp_override(window=prefs_window, screen=prefs_window.screen):
         bpy.ops.wm.window_close()
@@ -218,6 +222,7 @@ def steps():
     strip = addon().compat.top_strips(editor).new_sound("line", ARGS.audio, 1, 1)
     scene.frame_start, scene.frame_end = 1, int(strip.frame_final_end)
     note("sound_strip", start=strip.frame_final_start, end=strip.frame_final_end)
+    prefs.system.use_region_overlap = False  # the sidebar beside the view, not over the head
     area, sidebar, main = view3d()
     area.spaces.active.show_region_ui = True
     with override():
@@ -256,6 +261,8 @@ def steps():
     yield from shot("progress")
     yield from wait_for(lambda: not session().working, "Generate to end")
     yield from settle(0.5)
+    if not settings().takes:
+        raise RuntimeError(f"Generate made no take: {session().message}")
     seen = [d for d in draws_since(start) if d["working"]]
     note("generate", message=session().message, takes=[t.name for t in settings().takes],
          instruction=settings().instruction, draws_while_working=len(seen),
@@ -267,6 +274,8 @@ def steps():
     result = run_modal("regenerate")
     note("regenerate_invoked", result=sorted(result))
     yield from wait_for(lambda: not session().working, "Regenerate to end")
+    if len(settings().takes) != 2:
+        raise RuntimeError(f"Regenerate made no take: {session().message}")
     scene.frame_set((scene.frame_start + scene.frame_end) // 2)
     take = settings().takes[-1].name
     note("regenerate", message=session().message, takes=[t.name for t in settings().takes],
