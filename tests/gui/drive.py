@@ -230,13 +230,17 @@ def steps():
         bpy.ops.view3d.view_selected()
     yield from settle(0.5)
     area, sidebar, main = view3d()
-    # Widen the sidebar: drag its left edge.
-    x, y, width = sidebar.x + 5, sidebar.y + sidebar.height // 2, sidebar.width
-    yield from simulate([('MOUSEMOVE', 'NOTHING', x, y), ('LEFTMOUSE', 'PRESS', x, y)]
-                        + [('MOUSEMOVE', 'NOTHING', x - 40 * k, y) for k in range(1, 6)]
-                        + [('LEFTMOUSE', 'RELEASE', x - 200, y)])
-    yield from settle(0.5)
-    area, sidebar, main = view3d()
+    # Widen the sidebar: drag its left edge (again, a pixel further in, if the drag missed the edge).
+    width = sidebar.width
+    for inset in (5, 4, 6, 3):
+        x, y = sidebar.x + inset, sidebar.y + sidebar.height // 2
+        yield from simulate([('MOUSEMOVE', 'NOTHING', x + 40, y), ('MOUSEMOVE', 'NOTHING', x, y), ('LEFTMOUSE', 'PRESS', x, y)]
+                            + [('MOUSEMOVE', 'NOTHING', x - 40 * k, y) for k in range(1, 6)]
+                            + [('LEFTMOUSE', 'RELEASE', x - 200, y)])
+        yield from settle(0.5)
+        area, sidebar, main = view3d()
+        if sidebar.width > width:
+            break
     note("sidebar_width", before=width, after=sidebar.width)
     # Click down the sidebar's tab strip (its right edge) until AVI-Talk's panel draws.
     x = sidebar.x + sidebar.width - 10
