@@ -232,7 +232,7 @@ def steps():
     area, sidebar, main = view3d()
     # Widen the sidebar: drag its left edge (again, a pixel further in, if the drag missed the edge).
     width = sidebar.width
-    for inset in (5, 4, 6, 3):
+    for inset in (1, 2, 0, 3):
         x, y = sidebar.x + inset, sidebar.y + sidebar.height // 2
         yield from simulate([('MOUSEMOVE', 'NOTHING', x + 40, y), ('MOUSEMOVE', 'NOTHING', x, y), ('LEFTMOUSE', 'PRESS', x, y)]
                             + [('MOUSEMOVE', 'NOTHING', x - 40 * k, y) for k in range(1, 6)]
