@@ -298,7 +298,7 @@ def steps():
     before = rig_actions()
     n_actions = len(bpy.data.actions)
     with override():
-        result = bpy.ops.avitalk.bake()
+        result = bpy.ops.avitalk.bake('EXEC_DEFAULT', True)  # undo=True: an undo step, as a button click makes
     baked = rig_actions()
     note("bake", result=sorted(result), before=before, after=baked, new_actions=len(bpy.data.actions) - n_actions)
     yield from settle(0.3)
