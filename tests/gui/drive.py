@@ -8,9 +8,9 @@ Run inside Blender (3.4+) with the add-on installable as ``avitalk_blender``:
 The steps run from a ``bpy.app.timers`` callback, one small piece at a time,
 so the window keeps redrawing between them. Operators are called as the UI
 calls them (in the window's context; Generate and Regenerate with
-``INVOKE_DEFAULT``, so they run modal). The sidebar tab is switched with a
-simulated Ctrl+Wheel over the sidebar. The report records facts; the pytest
-test (``tests/test_gui_window.py``) asserts on them.
+``INVOKE_DEFAULT``, so they run modal). The sidebar is widened and its tab
+chosen with simulated mouse events (``--enable-event-simulate``). The report
+records facts; the pytest test (``tests/test_gui_window.py``) asserts on them.
 """
 
 import argparse
@@ -132,10 +132,11 @@ def settings():
 
 def rig_actions():
     """Names of the actions on the rig's armature and shape keys (None where unset)."""
-    arm = bpy.data.objects["flame_head_rig"]
-    key = bpy.data.objects["flame_head"].data.shape_keys
-    name = lambda id_data: id_data.animation_data.action.name if id_data.animation_data and id_data.animation_data.action else None
-    return {"pose": name(arm), "shapes": name(key)}
+    def name(id_data):
+        anim = id_data.animation_data
+        return anim.action.name if anim is not None and anim.action is not None else None
+
+    return {"pose": name(bpy.data.objects["flame_head_rig"]), "shapes": name(bpy.data.objects["flame_head"].data.shape_keys)}
 
 
 def count_draws():
