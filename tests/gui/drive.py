@@ -110,6 +110,14 @@ def click(x, y):
     yield from simulate([('MOUSEMOVE', 'NOTHING', x, y), ('LEFTMOUSE', 'PRESS', x, y), ('LEFTMOUSE', 'RELEASE', x, y)], 0.05)
 
 
+def scroll_sidebar(notches):
+    """Scroll the sidebar with the mouse wheel (positive: down)."""
+    area, sidebar, main = view3d()
+    x, y = sidebar.x + sidebar.width // 2, sidebar.y + sidebar.height // 2
+    wheel = 'WHEELDOWNMOUSE' if notches > 0 else 'WHEELUPMOUSE'
+    yield from simulate([('MOUSEMOVE', 'NOTHING', x, y)] + [(wheel, 'PRESS', x, y)] * abs(notches), 0.1)
+
+
 def note(name, **facts):
     REPORT["steps"].append({"step": name, **facts})
     print(f"drive: {name} {facts}", flush=True)
@@ -293,6 +301,7 @@ def steps():
     with override():
         pushed = bpy.ops.ed.undo_push(message="Choose take")
     note("switch_take", chosen=settings().takes[0].name, actions=rig_actions(), undo_push=sorted(pushed))
+    yield from scroll_sidebar(12)
     yield from shot("takes")
 
     # Bake, then undo it.
