@@ -51,7 +51,7 @@ def test_bl_info_matches_the_manifest():
 def _missing() -> str:
     if not sys.platform.startswith("linux"):
         return "the real-window test runs on Linux (Xvfb)"
-    for tool, package in (("blender", "blender"), ("Xvfb", "xvfb")):
+    for tool in ("blender", "Xvfb"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed (as root: apt-get install blender xvfb python3-numpy)"
     return ""
