@@ -10,7 +10,7 @@ live on two data-blocks of different ID types:
 
 On Blender 4.4+ (slotted actions) each action has one slot of the matching ID
 type, one layer and one keyframe strip whose channelbag holds the F-curves; on
-4.2/4.3 the action's own F-curves with ``id_root`` set. One slot per action,
+3.4 to 4.3 the action's own F-curves with ``id_root`` set. One slot per action,
 rather than one action with two slots, keeps the same layout on every version
 and lets the NLA push each half as an ordinary strip. Both actions carry the
 ``avitalk_*`` custom properties and the take name, and a fake user so that a
