@@ -6,6 +6,9 @@
                              extra arguments go to pytest, paths replace tests/)
     python build.py demo     create/update .venv, run the models on the bundled line, bake it: out/demo.blend,
                              out/demo.mp4 (with its sound and the instruction as caption), demo.gif, demo_preview.png
+    python build.py screenshots
+                             run the real-window test (tests/test_gui_window.py) and save its screenshots
+                             into docs/screenshots/
 """
 
 import hashlib
@@ -39,6 +42,8 @@ PACKAGES_NO_DEPS = list(_REQ.BACKEND_PACKAGES_NO_DEPS)
 
 # Debian packages: espeak-ng (test speech, corpus), the Asterisk prompts (real recorded speech for the corpus).
 SYSTEM_PACKAGES = ["espeak-ng", "asterisk-core-sounds-en-wav", "asterisk-core-sounds-en", "asterisk-core-sounds-it-wav"]
+# The real-window test (tests/test_gui_window.py): Debian's Blender 3.4 with numpy, a virtual X server, Mesa's software OpenGL.
+GUI_PACKAGES = ["blender", "python3-numpy", "xvfb", "libgl1-mesa-dri"]
 
 VENV = ROOT / ".venv"
 STAMP = VENV / "avitalk-packages.stamp"
@@ -93,11 +98,11 @@ def ensure_venv() -> Path:
     return venv_python()
 
 
-def ensure_system_packages() -> None:
+def ensure_system_packages(packages=SYSTEM_PACKAGES) -> None:
     """Install the Debian packages when they are missing and apt-get can (root); else say what is missing."""
     import shutil
 
-    missing = [p for p in SYSTEM_PACKAGES if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode != 0] if shutil.which("dpkg") else []
+    missing = [p for p in packages if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode != 0] if shutil.which("dpkg") else []
     if not missing:
         return
     if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
@@ -115,7 +120,7 @@ def _blender_env() -> dict:
 
 def run_tests(args) -> int:
     """pytest over tests/, or over the paths given (pytest options pass through)."""
-    ensure_system_packages()
+    ensure_system_packages(SYSTEM_PACKAGES + GUI_PACKAGES)
     python = ensure_venv()
     paths = [] if any((ROOT / a.split("::")[0]).exists() for a in args) else ["tests/"]
     command = [str(python), "-m", "pytest"] + paths + list(args)
@@ -129,11 +134,17 @@ def run_demo(args) -> int:
     return subprocess.run(command, cwd=ROOT, env=_blender_env()).returncode
 
 
+def run_screenshots(args) -> int:
+    """The real-window test, saving a screenshot of each step into docs/screenshots/."""
+    os.environ["AVITALK_SCREENSHOTS"] = str(ROOT / "docs" / "screenshots")
+    return run_tests(["tests/test_gui_window.py", *args])
+
+
 def main(argv) -> int:
     if not argv:
         print(build_zip())
         return 0
-    commands = {"test": run_tests, "demo": run_demo}
+    commands = {"test": run_tests, "demo": run_demo, "screenshots": run_screenshots}
     if argv[0] not in commands:
         print(__doc__, file=sys.stderr)
         return 2

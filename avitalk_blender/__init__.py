@@ -1,6 +1,20 @@
-"""AVI-Talk: dialogue audio to FLAME facial animation. Registration only."""
+"""AVI-Talk: dialogue audio to FLAME facial animation. Registration only.
+
+One package is both a Blender extension (``blender_manifest.toml``, 4.2+) and
+a legacy add-on (``bl_info``, for Blender 3.4 to 4.1; 4.2+ ignores it).
+"""
 
 import bpy
+
+bl_info = {
+    "name": "AVI-Talk",
+    "description": "Dialogue audio to expressive FLAME facial animation",
+    "author": "AVI-Talk developers",
+    "version": (0, 1, 0),
+    "blender": (3, 4, 0),
+    "location": "3D Viewport > Sidebar > AVI-Talk",
+    "category": "Animation",
+}
 
 from . import ops_backend, ops_character, ops_generate, ops_head, ops_takes, panels, preferences, properties, session
 

@@ -10,7 +10,7 @@ import os
 import aud
 import bpy
 
-from . import session
+from . import compat, session
 from .core import mixdown, timing
 from .core.errors import InputError
 
@@ -20,8 +20,7 @@ def sound_strips(scene) -> list:
     editor = scene.sequence_editor
     if editor is None:
         return []
-    strips = editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all  # 5.0 / 4.x
-    return [s for s in strips if s.type == 'SOUND' and not s.mute and s.sound is not None]
+    return [s for s in compat.all_strips(editor) if s.type == 'SOUND' and not s.mute and s.sound is not None]
 
 
 def _strip_audio(strip):
@@ -42,8 +41,7 @@ def sound_starts(scene) -> list:
     editor = scene.sequence_editor
     if editor is None:
         return []
-    strips = editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all  # 5.0 / 4.x
-    return [strip.frame_start for strip in strips if strip.type == 'SOUND']
+    return [strip.frame_start for strip in compat.all_strips(editor) if strip.type == 'SOUND']
 
 
 def strips_extent(scene) -> tuple:

@@ -10,7 +10,7 @@ live on two data-blocks of different ID types:
 
 On Blender 4.4+ (slotted actions) each action has one slot of the matching ID
 type, one layer and one keyframe strip whose channelbag holds the F-curves; on
-4.2/4.3 the action's own F-curves with ``id_root`` set. One slot per action,
+3.4 to 4.3 the action's own F-curves with ``id_root`` set. One slot per action,
 rather than one action with two slots, keeps the same layout on every version
 and lets the NLA push each half as an ordinary strip. Both actions carry the
 ``avitalk_*`` custom properties and the take name, and a fake user so that a
@@ -23,12 +23,13 @@ Keys are written with ``keyframe_points.add(n)`` and ``foreach_set``, never
 import bpy
 import numpy as np
 
+from . import compat
 from .core import naming, rig_maths, take
 from .core.errors import InputError
 from .rig import rig_constants, shape_key_name
 
 LINEAR = bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINEAR"].value
-SLOTTED = "slots" in bpy.types.Action.bl_rna.properties
+SLOTTED = compat.SLOTTED
 
 
 def prepare(arm_obj, motion, fps: float, frame_start: int) -> take.TakeData:
@@ -88,8 +89,7 @@ def new_action(name: str, id_type: str, slot_name: str):
 
 
 def write_fcurve(fcurves, data_path: str, index: int, group: str, frames, values) -> None:
-    group_kw = {"group_name": group} if SLOTTED else {"action_group": group}
-    fcurve = fcurves.new(data_path, index=index, **group_kw)
+    fcurve = compat.fcurve_new(fcurves, data_path, index, group)
     n = len(frames)
     points = fcurve.keyframe_points
     points.add(n)

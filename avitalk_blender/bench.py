@@ -7,6 +7,7 @@
 ``bench_bake()``, ``bench_regenerate()`` and ``bench_ict()`` are importable; they need the ``bpy`` module.
 """
 
+import json
 import sys
 import tempfile
 import time

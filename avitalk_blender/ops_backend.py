@@ -8,7 +8,7 @@ import os
 
 import bpy
 
-from . import preferences
+from . import compat, preferences
 from .core import backend_ref
 from .core.errors import AviTalkError, InputError
 from .core.session import DONE, RUNNING, check_summary
@@ -115,7 +115,7 @@ class AVITALK_OT_setup_backend(bpy.types.Operator):
         return preferences.get(context) is not None and not SESSION.setting_up()
 
     def _start(self, context):
-        if not bpy.app.online_access:
+        if not compat.online_access():
             raise InputError("Blender is set to work offline (Preferences > System > Network): "
                              "allow online access to download the backend's packages")
         prefs = preferences.get(context)

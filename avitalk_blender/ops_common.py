@@ -47,6 +47,17 @@ def redraw(context) -> None:
             area.tag_redraw()
 
 
+def redraw_sidebars(context) -> None:
+    """Redraw only the sidebars of the current screen (the progress while generating):
+    the 3D views themselves need no redraw, and on a software-rendered display that costs the backend CPU."""
+    screen = context.screen
+    if screen is not None:
+        for area in screen.areas:
+            for region in area.regions:
+                if region.type == 'UI':
+                    region.tag_redraw()
+
+
 def redraw_all() -> None:
     """Redraw every window (from a timer, where there is no screen context)."""
     for window in bpy.context.window_manager.windows:

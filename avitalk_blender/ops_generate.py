@@ -21,7 +21,7 @@ from .core.client import BackendError
 from .core.errors import AviTalkError, InputError
 from .core.job import GENERATE, REGENERATE, Job
 from .core.session import DONE, FAILED
-from .ops_common import redraw, rig_poll, run
+from .ops_common import redraw, redraw_sidebars, rig_poll, run
 from .session import SESSION
 
 protocol = backend_ref.protocol()
@@ -222,8 +222,8 @@ class _GenerateBase:
         if event.type != 'TIMER':
             return {'PASS_THROUGH'}
         state = tick()
-        redraw(context)
         if state == RUNNING:
+            redraw_sidebars(context)
             return {'PASS_THROUGH'}
         if state == FINISHED:
             self.report({'INFO'}, SESSION.message)

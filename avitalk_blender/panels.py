@@ -3,7 +3,7 @@ channel map) and the status bar."""
 
 import bpy
 
-from . import character, takes
+from . import character, compat, takes
 from .core.character import BONE_ROLES
 from .core.errors import AviTalkError
 from .session import SESSION
@@ -81,7 +81,7 @@ class AVITALK_PT_main(_Sidebar, bpy.types.Panel):
         box = layout.box()
         if SESSION.working:
             fraction, label = SESSION.progress()
-            box.progress(factor=fraction, type='BAR', text=label)
+            compat.progress(box, fraction, label)
             box.operator("avitalk.cancel", icon='CANCEL')
         else:
             box.operator("avitalk.generate", icon='PLAY_SOUND')
@@ -217,5 +217,5 @@ def draw_status(self, context):
         return
     fraction, label = SESSION.progress()
     row = self.layout.row(align=True)
-    row.progress(factor=fraction, type='BAR', text=f"AVI-Talk: {label}")
+    compat.progress(row, fraction, f"AVI-Talk: {label}")
     row.operator("avitalk.cancel", text="", icon='CANCEL')

@@ -5,7 +5,7 @@ import sys
 
 import bpy
 
-from . import session
+from . import compat, session
 from .core.client import BackendConfig
 from .core.session import check_summary
 
@@ -14,10 +14,10 @@ PYTORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 def default_env_dir() -> str:
     """Where the backend environment goes: the extension's user folder, else Blender's user data folder."""
-    try:
-        return os.path.join(bpy.utils.extension_path_user(__package__, path="", create=True), "backend_env")
-    except ValueError:  # not installed as an extension (source checkout, tests)
-        return os.path.join(bpy.utils.user_resource('DATAFILES', path="avitalk", create=True), "backend_env")
+    folder = compat.extension_user_dir(__package__)
+    if folder is None:  # a legacy add-on or a source checkout (tests)
+        folder = bpy.utils.user_resource('DATAFILES', path="avitalk", create=True)
+    return os.path.join(folder, "backend_env")
 
 
 def default_base_python() -> str:
@@ -106,7 +106,7 @@ class AVITALK_AddonPreferences(bpy.types.AddonPreferences):
         setup = session.SESSION.setup
         if setup is not None:
             text = f"{setup.step + 1}/{len(setup.commands)} {setup.label}" if setup.state == "running" else setup.state
-            box.progress(factor=setup.fraction, type='BAR', text=text)
+            compat.progress(box, setup.fraction, text)
             if setup.state == "running" and setup.last_line:
                 box.label(text=setup.last_line)
             elif setup.state == "failed":

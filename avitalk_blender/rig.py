@@ -16,6 +16,7 @@ import math
 import bpy
 import numpy as np
 
+from . import compat
 from .core import rig_maths
 from .core.errors import InputError, RigError
 from .core.take import SHAPE_KEY_LIMIT
@@ -121,12 +122,12 @@ def _mesh(collection, name, model):
     me.loops.add(faces.size)
     me.loops.foreach_set("vertex_index", faces.astype(np.int32).ravel())
     me.polygons.add(len(faces))
-    me.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
+    compat.set_triangles(me, len(faces))
     me.update()
     if me.validate(clean_customdata=False):
         bpy.data.meshes.remove(me)
         raise InputError("the FLAME file's faces do not form a valid mesh")
-    me.shade_smooth()
+    compat.shade_smooth(me)
 
     part_names = list(model.extras.get("avitalk_part_names", []))
     face_parts = model.extras.get("avitalk_face_parts")
@@ -178,7 +179,7 @@ def _shape_keys(obj, model, betas):
     def add(kind, dirs, slider, values=None):
         for i in range(dirs.shape[2]):
             key = obj.shape_key_add(name=shape_key_name(kind, i), from_mix=False)
-            key.points.foreach_set("co", (basis + dirs[:, :, i]).astype(np.float32).ravel())
+            compat.shape_key_points(key).foreach_set("co", (basis + dirs[:, :, i]).astype(np.float32).ravel())
             key.slider_min, key.slider_max = -slider, slider
             if values is not None:
                 key.value = values[i]
