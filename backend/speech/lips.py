@@ -21,7 +21,7 @@ from ..audio import SAMPLE_RATE
 from ..phones import BILABIALS, SILENCE, Segment
 from .align import AlignmentError, align_full
 
-MIN_SCORE = -0.7  # chosen on dev recordings: -0.7 / -1.0 / -1.7 gave F1 0.963 / 0.954 / 0.944
+MIN_SCORE = -0.7  # chosen on dev recordings (docs/experiments.md)
 MAX_NO_SPEECH = 0.6  # Whisper invents words ("Thank you.") in noise and silence
 
 

@@ -12,21 +12,14 @@ into the small torch module below instead of running
   keeps its own device and thread pool;
 - the module takes any input up to 30 s (transformers' ``WhisperEncoder``
   insists on exactly 3000 mel frames), though we pad each window (below);
-- on the shared 2-core CPU it is as fast as CTranslate2: for a 30 s window
-  (log-mel given) torch float32 took 0.33 s, CTranslate2 float32 0.29 s and
-  int8 0.26 s on a quiet machine; under heavy load (load average 6) torch with
-  one thread took 0.44 s, CTranslate2 1.09 s (float32) and 0.74 s (int8).
-  CTranslate2's int8 also changes the features (max abs difference 14 against
-  float32), which the trained stages would then depend on. Our features match
-  CTranslate2 float32 to 2e-3 (the weights are stored in float16);
+- it is about as fast as CTranslate2 on the CPU, and its features match
+  CTranslate2's float32 encoder (int8 would change them, and the trained
+  stages would then depend on it; docs/experiments.md has the figures);
 - only the encoder's 8 M parameters are read; the decoder is never loaded.
 
 Every window is zero-padded to Whisper's 30 s, as in Whisper's own training,
 so the features of a clip do not depend on its length (a short unpadded input
 is out of distribution for the encoder). Output: 50 frames/s, dim 384.
-End to end (log-mel + encoder + resampling to 25 fps), 5 s or 30 s of audio
-take about 0.24 s on the quiet 2-core CPU (both are one padded window), a
-67 s clip (3 windows) about 0.75 s.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 (``stage2-prior`` is accepted for ``stage2-talking``, the talking prior's phase.)
 
-    python -m backend train all --corpus data/train3k             # 85 min on a 2-core CPU (3,200 clips), caches included
+    python -m backend train all --corpus data/train3k             # the shipped stack (timings: docs/model_card.md)
     python -m backend train stage2-talking --corpus data/corpus --steps 500
     python -m backend train all --corpus data/corpus --budget-minutes 25   # a quicker, weaker stack
 
@@ -13,13 +13,9 @@ when stage 1 is to read the words, ``words_dim`` in ``--stage1-config``); the in
 the LLM's reading of every phrasing. ``all`` runs the four phases and writes
 ``stage1.safetensors`` and ``stage2.safetensors`` into ``--out``.
 
-Time on the 2-core CPU, otherwise quiet: feature cache ~0.27 s per clip (Whisper
-tiny.en pads every clip to 30 s) + ~250 instruction phrasings/s (MiniLM) + ~28/s
-(SmolLM2, measured while nothing else ran); training
-~50 min for the default steps (see ``context.DEFAULTS``). Training runs those steps
-(or ``--steps``) whatever the machine's load. ``--budget-minutes`` is opt-in: it scales the
-steps, and each phase stops early at its share of the budget (x1.2) when the machine is
-busy, keeping its state so that running the command again continues it.
+Training runs each phase's default steps (``context.DEFAULTS``, or ``--steps``) whatever the
+machine's load. ``--budget-minutes`` is opt-in: it scales the steps, and each phase stops early
+at its share of the budget (x1.2), keeping its state so that running the command again continues it.
 
 The models' configs default to the shipped models; ``--stage1-config`` and
 ``--stage2-config`` take nested JSON overrides of ``Stage1Config`` and ``Stage2Config``.

@@ -28,11 +28,8 @@ class PhaseDefaults:
     lr: float
 
 
-# Defaults for the shipped stack. Measured on the 2-core CPU with the machine otherwise
-# quiet (s/step): stage2-talking 0.23, stage2-instruction 0.04, stage1-qformer 0.11,
-# stage1-projection 1.15-1.4 (SmolLM2-135M forward + backward in bf16, ~50 tokens x 8).
-# Planned: 13.5 + 2 + 5.5 + 27-33 min, ~50-56 min with loading and validation. With
-# --budget-minutes, the steps scale to the budget and each phase also stops at its time share.
+# The shipped stack's schedule (its time per phase: docs/model_card.md). With --budget-minutes, the
+# steps scale to the budget and each phase also stops at its time share.
 DEFAULTS = {
     "stage2-talking": PhaseDefaults(steps=3500, batch_size=16, lr=5e-4),
     "stage2-instruction": PhaseDefaults(steps=3000, batch_size=64, lr=5e-4),
