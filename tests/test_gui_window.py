@@ -91,7 +91,10 @@ def report(tmp_path_factory):
     user = folder / "user"
     _install_addon(user / "scripts" / "addons")
     (folder / "tmp").mkdir()
-    env = {**os.environ, "BLENDER_USER_SCRIPTS": str(user / "scripts"), "BLENDER_USER_CONFIG": str(user / "config"),
+    # Blender's embedded Python finds its home through the first python3 on PATH: the system's, beside blender
+    # (a pyenv or venv python3 first on PATH would hide the system's numpy from it)
+    path = os.pathsep.join([os.path.dirname(shutil.which("blender")), os.environ.get("PATH", "")])
+    env = {**os.environ, "PATH": path, "BLENDER_USER_SCRIPTS": str(user / "scripts"), "BLENDER_USER_CONFIG": str(user / "config"),
            "BLENDER_USER_DATAFILES": str(user / "data"), "BLENDER_USER_RESOURCES": str(user), "TMPDIR": str(folder / "tmp")}
     start = folder / "start.blend"  # opening a file skips the splash screen
     subprocess.run(["blender", "-b", "--factory-startup", "--python-expr",
