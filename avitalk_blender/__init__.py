@@ -36,6 +36,7 @@ classes = (
     ops_takes.AVITALK_OT_bake,
     ops_takes.AVITALK_OT_delete_take,
     ops_backend.AVITALK_OT_check_backend,
+    ops_backend.AVITALK_OT_open_log,
     ops_backend.AVITALK_OT_restart_backend,
     ops_backend.AVITALK_OT_setup_backend,
     panels.AVITALK_UL_takes,

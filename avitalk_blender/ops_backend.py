@@ -8,7 +8,7 @@ import os
 
 import bpy
 
-from . import compat, preferences
+from . import compat, preferences, session
 from .core import backend_ref
 from .core.errors import AviTalkError, InputError
 from .core.session import DONE, RUNNING, check_summary
@@ -27,6 +27,35 @@ def _store_check(request) -> None:
         SESSION.check = request.result
     else:
         SESSION.check = {"models_ok": False, "models_error": request.error or f"the check was {request.state}"}
+
+
+LOG_TEXT = "avitalk_backend.log"
+LOG_TAIL_BYTES = 200_000  # the end of a long log is what explains the last failure
+
+
+class AVITALK_OT_open_log(bpy.types.Operator):
+    """Open the backend's log (its last part) in a Text Editor, to see why it failed"""
+    bl_idname = "avitalk.open_log"
+    bl_label = "Open Log"
+
+    def execute(self, context):
+        def work():
+            path = SESSION.config.log or session.log_path()
+            if not os.path.isfile(path):
+                raise InputError(f"the backend has written no log yet ({path})")
+            with open(path, "rb") as fh:
+                fh.seek(max(0, os.path.getsize(path) - LOG_TAIL_BYTES))
+                text = fh.read().decode("utf-8", errors="replace")
+            block = bpy.data.texts.get(LOG_TEXT) or bpy.data.texts.new(LOG_TEXT)
+            block.from_string(text)
+            if hasattr(block, "cursor_set"):  # Blender 3.4 has no cursor_set
+                block.cursor_set(len(block.lines) - 1)
+            editors = [a for a in (context.screen.areas if context.screen else ()) if a.type == 'TEXT_EDITOR']
+            if editors:
+                editors[0].spaces.active.text = block
+                return f"the backend's log is in the Text Editor ({path})"
+            return f"the backend's log is in the text '{LOG_TEXT}': open it in a Text Editor ({path})"
+        return run(self, work)
 
 
 class AVITALK_OT_check_backend(bpy.types.Operator):

@@ -86,7 +86,10 @@ class AVITALK_PT_main(_Sidebar, bpy.types.Panel):
         else:
             box.operator("avitalk.generate", icon='PLAY_SOUND')
         if SESSION.message:
-            box.label(text=SESSION.message, icon='ERROR' if "failed" in SESSION.message.lower() else 'INFO')
+            failed = "failed" in SESSION.message.lower()
+            box.label(text=SESSION.message, icon='ERROR' if failed else 'INFO')
+            if failed:
+                box.operator("avitalk.open_log", icon='TEXT')
         for warning in SESSION.warnings:
             box.label(text=warning, icon='ERROR')
 

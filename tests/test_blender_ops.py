@@ -124,3 +124,21 @@ def test_backend_config_uses_a_private_motion_folder(blender):
     assert folder and folder == second.motion_dir and os.path.isdir(folder)
     assert os.path.basename(folder).startswith("avitalk_") and folder != os.path.join(tempfile.gettempdir(), "avitalk_motion")
     assert "--motion-dir" in first.command() and session.private_dir() == folder
+
+
+def test_open_log_loads_the_backends_log_and_says_when_there_is_none(blender, tmp_path, monkeypatch):
+    bpy = blender
+    from avitalk_blender.session import SESSION
+
+    log = tmp_path / "backend.log"
+    monkeypatch.setattr(SESSION.config, "log", str(log))
+    with pytest.raises(RuntimeError, match="no log yet"):
+        bpy.ops.avitalk.open_log()
+    assert "avitalk_backend.log" not in bpy.data.texts
+    log.write_text("INFO start\nERROR request g-1 failed:\nTraceback (most recent call last):\nValueError: boom\n")
+    assert bpy.ops.avitalk.open_log() == {'FINISHED'}
+    text = bpy.data.texts["avitalk_backend.log"].as_string()
+    assert "ValueError: boom" in text
+    log.write_text("INFO later\n")
+    assert bpy.ops.avitalk.open_log() == {'FINISHED'}
+    assert bpy.data.texts["avitalk_backend.log"].as_string().startswith("INFO later")  # reloaded, not appended
