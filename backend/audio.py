@@ -51,6 +51,16 @@ class Audio:
         return len(self.samples) / self.sample_rate
 
     @property
+    def level_dbfs(self) -> float:
+        """RMS level in dBFS (-inf for digital silence)."""
+        return level_dbfs(self.samples)
+
+    @property
+    def silent(self) -> bool:
+        """Digital silence, or a level under ``SILENCE_DBFS``: nobody speaks."""
+        return self.level_dbfs < SILENCE_DBFS
+
+    @property
     def sha1(self) -> str:
         """Hash of the 16 kHz samples: the key for feature caches."""
         return hashlib.sha1(np.ascontiguousarray(self.samples, dtype=np.float32).tobytes()).hexdigest()
@@ -161,11 +171,18 @@ def _prepare(samples: np.ndarray, rate, name: str, max_seconds: float | None) ->
     if max_seconds is not None and len(samples) > max_seconds * SAMPLE_RATE:
         samples = samples[: int(max_seconds * SAMPLE_RATE)]
         warnings.append(f"cut to the first {max_seconds:g} s")
+    audio = Audio(np.ascontiguousarray(samples, dtype=np.float32), SAMPLE_RATE, warnings, name)
+    if audio.silent:
+        warnings.append(f"the audio is (nearly) silent: RMS {audio.level_dbfs:.0f} dBFS")
+    return audio
+
+
+def level_dbfs(samples: np.ndarray) -> float:
+    """RMS level of samples in [-1, 1], in dBFS (-inf for digital silence or no samples)."""
+    if samples.size == 0:
+        return float("-inf")
     rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
-    if rms == 0.0 or 20 * np.log10(rms) < SILENCE_DBFS:
-        level = "-inf" if rms == 0.0 else f"{20 * np.log10(rms):.0f}"
-        warnings.append(f"the audio is (nearly) silent: RMS {level} dBFS")
-    return Audio(np.ascontiguousarray(samples, dtype=np.float32), SAMPLE_RATE, warnings, name)
+    return 20 * np.log10(rms) if rms > 0.0 else float("-inf")
 
 
 def resample(samples: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndarray:

@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .audio import SILENCE_DBFS, Audio
+from .audio import Audio
 from .checkpoint import CheckpointError
 from .device import autocast, resolve_device
 from .errors import Cancelled, InstructionError, ModelError, RequestError, excerpt
@@ -354,7 +354,7 @@ class Pipeline:
         check_transcript(transcript, audio)
         report = progress or (lambda stage, fraction: None)
         warnings = list(audio.warnings)
-        if is_silent(audio):
+        if audio.silent:
             warnings.append(f"nobody speaks in this audio; stage 1 did not run and the instruction is neutral: {SILENT_INSTRUCTION!r}")
             return Analysis(SILENT_INSTRUCTION, "", {}, warnings)
         timings: dict[str, float] = {}
@@ -473,14 +473,6 @@ class Pipeline:
 
 MAX_INSTRUCTION_CHARS = 1000
 DROPPED_CATEGORIES = ("Cc", "Cf", "Cs", "Co", "Cn", "So", "Sk", "Mn", "Me")  # controls, invisibles, emoji and their marks
-
-
-def is_silent(audio: Audio) -> bool:
-    """Digital silence or a level ``load_audio`` already warns about (``SILENCE_DBFS``)."""
-    if audio.samples.size == 0:
-        return True
-    rms = float(np.sqrt(np.mean(np.square(audio.samples, dtype=np.float64))))
-    return rms == 0.0 or 20 * np.log10(rms) < SILENCE_DBFS
 
 
 def _is_latin(ch: str) -> bool:
