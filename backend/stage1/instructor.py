@@ -25,6 +25,7 @@ from transformers import (LogitsProcessorList, NoRepeatNGramLogitsProcessor, Rep
                           TopKLogitsWarper, TopPLogitsWarper)
 
 from .templates import TEMPLATES
+from ..language.llm import cache_argument, cache_of
 from .vote import vote
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .qformer import QFormer, QFormerConfig
@@ -194,7 +195,8 @@ def decode(llm, tokenizer, prompt: torch.Tensor, samples: int, max_new_tokens: i
     processors = LogitsProcessorList([RepetitionPenaltyLogitsProcessor(1.2), NoRepeatNGramLogitsProcessor(3)])
     warpers = LogitsProcessorList([TopKLogitsWarper(50), TopPLogitsWarper(SAMPLE_TOP_P)])
     out = llm(inputs_embeds=prompt, use_cache=True)
-    cache, logits = out.cache, out.logits[:, -1].float()  # (1, V)
+    cache, logits = cache_of(out), out.logits[:, -1].float()  # (1, V)
+    pass_cache = {cache_argument(llm): cache}
     rows = 1 + samples
     if samples:
         cache.batch_repeat_interleave(rows)
@@ -227,7 +229,7 @@ def decode(llm, tokenizer, prompt: torch.Tensor, samples: int, max_new_tokens: i
             index = torch.tensor(keep, device=device)
             cache.batch_select_indices(index)
             alive, token = alive[index], token[index]
-        logits = llm(input_ids=token[:, None], cache=cache, use_cache=True).logits[:, -1].float()  # (A, V)
+        logits = llm(input_ids=token[:, None], **pass_cache, use_cache=True).logits[:, -1].float()  # (A, V)
     return [first_sentence(tokenizer.decode(done[r], skip_special_tokens=True)) for r in range(rows)]
 
 
