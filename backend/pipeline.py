@@ -39,7 +39,7 @@ from .refine.controls import MotionControls
 from .refine.lipseal import closure_weight
 from .speech.lips import MAX_NO_SPEECH, MIN_SCORE, LipTiming, time_lips
 from .stage2.model import load_stage2
-from .speech.asr import MAX_CHUNK_S, trusted_words
+from .speech.asr import chunks, trusted_words
 from .speech.base import SpeechModelError
 
 log = logging.getLogger(__name__)
@@ -245,10 +245,11 @@ class Pipeline:
             return self._features[key]
         timings = {} if timings is None else timings
         samples = torch.from_numpy(audio.samples).to(self.device)
-        window = None
+        windows = None
         with torch.no_grad(), self._autocast():
-            if self._recognition_reads_style_window(audio):
-                style, window = self._timed("speech_features", timings, self.style_encoder.features_with_window, samples, self.config.fps)
+            if self._recognition_reads_style_windows():
+                style, windows = self._timed("speech_features", timings, self.style_encoder.features_over, samples,
+                                             chunks(audio.samples), self.config.fps)
             else:
                 style = self._timed("speech_features", timings, self.style_encoder.features_at, samples, self.config.fps)
             if self.content_encoder is self.style_encoder:
@@ -256,8 +257,8 @@ class Pipeline:
             else:
                 content = self._timed("speech_features", timings, self.content_encoder.features_at, samples, self.config.fps)
         feats = {"style": style.float().unsqueeze(0), "content": content.float().unsqueeze(0)}
-        if window is not None:
-            feats["whisper_window"] = window.float()  # (1500, 384): what speech recognition's decoder reads
+        if windows is not None:  # (chunks, 1500, 384): what speech recognition's decoder reads, once
+            feats["whisper_windows"] = windows.float().cpu()
         self.stats["feature_runs"] += 1
         return self._remember(self._features, key, feats)
 
@@ -286,11 +287,11 @@ class Pipeline:
             raise box["error"]
         return box["value"]
 
-    def _recognition_reads_style_window(self, audio: Audio) -> bool:
+    def _recognition_reads_style_windows(self) -> bool:
         """Whether speech recognition can read the style encoder's output (one pass over the speech): the
-        shipped Whisper tiny.en on both sides and a clip of one recognition chunk."""
+        shipped Whisper tiny.en on both sides."""
         return (self.style_encoder.name == "whisper-tiny.en" and self.config.speech_path is None
-                and hasattr(self.style_encoder, "features_with_window") and len(audio.samples) <= MAX_CHUNK_S * audio.sample_rate)
+                and hasattr(self.style_encoder, "features_over"))
 
     def lip_timing(self, audio: Audio, transcript: str | None = None, language: str = "en",
                    timings: dict | None = None, progress: Progress | None = None) -> LipTiming:
@@ -316,8 +317,8 @@ class Pipeline:
         if audio.sha1 in self._heard:
             self._heard.move_to_end(audio.sha1)
             return self._heard[audio.sha1]
-        window = self._features.get(audio.sha1, {}).get("whisper_window")
-        encoded = None if window is None else window.cpu().numpy()
+        windows = self._features.get(audio.sha1, {}).pop("whisper_windows", None)  # read once: the answer is cached
+        encoded = None if windows is None else windows.numpy()
         heard = self._timed("speech_recognition", {} if timings is None else timings, self.transcriber.transcribe, audio.samples, encoded)
         return self._remember(self._heard, audio.sha1, heard)
 

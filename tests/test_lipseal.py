@@ -157,7 +157,7 @@ def test_whisper_hears_the_same_words_from_our_encoder_output(transcriber):
     [ours], [theirs] = transcriber.transcribe(audio.samples, window.numpy()), transcriber.transcribe(audio.samples)
     assert ours.text == theirs.text and (ours.start, ours.end) == (theirs.start, theirs.end)
     assert ours.score == pytest.approx(theirs.score, abs=1e-4) and ours.no_speech == pytest.approx(theirs.no_speech, abs=1e-4)
-    with pytest.raises(ValueError, match="one chunk"):
+    with pytest.raises(ValueError, match="per chunk"):
         transcriber.transcribe(np.zeros(16000 * 40, dtype=np.float32), window.numpy())
 
 

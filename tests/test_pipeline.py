@@ -363,6 +363,24 @@ def test_instructions_are_read_by_minilm_and_the_llm(pipe):
     assert not torch.allclose(emb[0, 384:], emb[1, 384:])
 
 
+def test_long_audio_is_encoded_once_for_features_and_recognition(pipe, monkeypatch):
+    """Past one recognition chunk, too, the decoder reads the windows the speech features came from."""
+    from backend.speech.asr import Heard, chunks
+
+    heard = CountingTranscriber([Heard("", 0.0, 1.0, -0.2)])
+    monkeypatch.setattr(pipe, "_transcriber", heard)
+    runs = []
+    encode = pipe.style_encoder.encode_padded
+    monkeypatch.setattr(pipe.style_encoder, "encode_padded", lambda x: runs.append(len(x)) or encode(x))
+    audio = load_audio((speech(45.0, seed=5), 16000))
+    feats = pipe.features(audio)
+    assert feats["style"].shape[1] == 45 * 25
+    pipe.heard(audio)
+    spans = chunks(audio.samples)
+    assert len(spans) == 2 and runs == [end - start for start, end in spans]  # one encoder run per chunk, no other
+    assert heard.encoded[0].shape == (2, 1500, 384) and "whisper_windows" not in pipe.features(audio)  # handed over once
+
+
 def test_stage1_reads_the_dialogue_text_or_what_whisper_heard(pipe, monkeypatch):
     from backend.speech.asr import Heard
 
@@ -376,7 +394,7 @@ def test_stage1_reads_the_dialogue_text_or_what_whisper_heard(pipe, monkeypatch)
     analysis = pipe.analyze(audio)
     assert isinstance(analysis.instruction, str) and analysis.instruction
     assert analysis.words == "I am so angry with you." and heard.calls == 1  # the unsure chunk is left out
-    assert heard.encoded[0].shape == (1500, 384)  # one pass over the speech: recognition reads the features' encoder run
+    assert heard.encoded[0].shape == (1, 1500, 384)  # one pass over the speech: recognition reads the features' encoder run
     assert options[-1]["samples"] == PipelineConfig().describe_samples > 0  # sampled sentences vote on the emotion
     assert seen[-1].shape == (1, 384) and abs(float(seen[-1].norm()) - 1) < 1e-3
     result = pipe.generate(audio, seed=0)

@@ -203,11 +203,26 @@ def test_whisper_missing_folder(tmp_path):
 
 
 @needs_whisper
-def test_features_with_window_are_the_features_of_one_encoder_run(tmp_path):
+def test_features_over_chunks_are_the_features_of_one_encoder_run_per_chunk(tmp_path):
+    from backend.speech.asr import chunks
+
     encoder = load_encoder()
     samples = torch.from_numpy(speech_clip(tmp_path).samples)
-    feats, window = encoder.features_with_window(samples, 25.0)
+    feats, windows = encoder.features_over(samples, [(0, len(samples))], 25.0)
     assert torch.equal(feats, encoder.features_at(samples, 25.0))  # max abs difference 0
-    assert window.shape == (1500, 384) and torch.equal(window, encoder.encode_padded(samples))
-    long_feats, none = encoder.features_with_window(torch.randn(16000 * 33) * 0.05, 25.0)
-    assert none is None and long_feats.shape == (33 * 25, 384)
+    assert windows.shape == (1, 1500, 384) and torch.equal(windows[0], encoder.encode_padded(samples))
+    # A long clip: each recognition chunk is one padded window, its frames where the chunk lies.
+    unit = np.concatenate([samples.numpy(), np.zeros(16000, np.float32)])  # the line, then a pause to cut at
+    long = np.tile(unit, 16000 * 61 // len(unit) + 1)[: 16000 * 61]
+    spans = chunks(long)
+    assert len(spans) == 3
+    long_feats, long_windows = encoder.features_over(torch.from_numpy(long), spans, 25.0)
+    assert long_feats.shape == (61 * 25, 384) and long_windows.shape == (3, 1500, 384)
+    start, end = spans[1]
+    alone = encoder.features_at(torch.from_numpy(long[start:end]), 25.0)  # the middle chunk as a clip of its own
+    first = round(start / 640)
+    inner = slice(first + 2, first + len(alone) - 2)
+    assert torch.allclose(long_feats[inner], alone[2:-2], atol=1e-5)
+    assert torch.equal(long_windows[1], encoder.encode_padded(torch.from_numpy(long[start:end])))
+    with pytest.raises(ValueError, match="cover"):
+        encoder.features_over(torch.from_numpy(long), spans[:2], 25.0)

@@ -16,8 +16,8 @@ decoding of synthetic speech can loop "my, my, my, ...") is decoded again
 with beam search and no repeated trigrams, and its score set to -inf if it
 still loops.
 
-A clip of one chunk can come with the output of our torch Whisper encoder over its padded 30 s window
-(``WhisperSpeechEncoder.encode_padded``, run anyway for the speech features): the decoder then reads it
+A clip can come with the output of our torch Whisper encoder over each chunk's padded 30 s window
+(``WhisperSpeechEncoder.features_over``, run anyway for the speech features): the decoder then reads it
 and CTranslate2's encoder does not run. It matches CTranslate2's float32 encoder to 5e-4 and decodes
 the same words.
 """
@@ -109,17 +109,19 @@ class Transcriber:
     def transcribe(self, samples: np.ndarray, encoded: np.ndarray | None = None) -> list[Heard]:
         """16 kHz mono samples -> one ``Heard`` per chunk (empty text where nothing was heard).
 
-        ``encoded``: the same Whisper encoder's (1500, d_model) output over the clip padded to 30 s,
-        for a clip of one chunk (see the module docstring); None: CTranslate2 encodes the log-mel."""
+        ``encoded``: the same Whisper encoder's output over each chunk of ``chunks(samples)`` padded to 30 s,
+        (n_chunks, 1500, d_model), or (1500, d_model) for a clip of one chunk (see the module docstring);
+        None: CTranslate2 encodes the log-mel."""
         samples = np.asarray(samples, dtype=np.float32)
         if samples.ndim != 1 or len(samples) == 0:
             raise ValueError(f"samples must be a non-empty mono (N,) array, got shape {samples.shape}")
         spans = chunks(samples)
         if encoded is not None:
-            if len(spans) != 1 or encoded.ndim != 2:
-                raise ValueError(f"encoder output is read for a clip of one chunk only, as (frames, dim); got "
-                                 f"{len(spans)} chunks and shape {encoded.shape}")
-            mels = np.ascontiguousarray(encoded[None], dtype=np.float32)  # (1, 1500, d_model)
+            encoded = encoded[None] if encoded.ndim == 2 else encoded
+            if encoded.ndim != 3 or len(encoded) != len(spans):
+                raise ValueError(f"encoder output is read as one (frames, dim) window per chunk; the clip has "
+                                 f"{len(spans)} chunks, the output's shape is {encoded.shape}")
+            mels = np.ascontiguousarray(encoded, dtype=np.float32)  # (n, 1500, d_model)
         else:
             mels = []
             for start, end in spans:

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..audio import SAMPLE_RATE, windows
+from ..audio import SAMPLE_RATE
 from .base import SpeechEncoder, SpeechModelError, _as_samples, _fit, n_frames, resample_frames
 
 N_FFT = 400
@@ -146,16 +146,29 @@ class WhisperSpeechEncoder(SpeechEncoder):
         return self.encode_padded(samples)[: max(1, math.ceil(len(samples) / (2 * HOP)))]  # frames that cover the real audio
 
     @torch.no_grad()
-    def features_with_window(self, samples: torch.Tensor, fps: float = 25.0) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``features_at(samples, fps)`` and, for audio of one window, ``encode_padded(samples)`` from the same
-        encoder run (None for longer audio)."""
+    def features_over(self, samples: torch.Tensor, spans, fps: float = 25.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features at ``fps`` from one encoder run per span, and each span's padded-window output.
+
+        ``spans``: consecutive ``(start, end)`` sample ranges of at most 30 s that cover the clip (speech
+        recognition's chunks, ``speech.asr.chunks``). Each span is encoded as one zero-padded window, as a
+        clip of its length would be; its frames go where it lies in the clip. Returns the features
+        (n_frames(N, fps), D) and the windows (len(spans), 1500, D) that recognition's decoder reads. For one
+        span the features are exactly ``features_at``'s."""
         samples = _as_samples(samples).to(self.device)
-        if len(windows(len(samples), self.window_s, self.overlap_s)) > 1:
-            return self.features_at(samples, fps), None
-        window = self.encode_padded(samples)  # (1500, D)
+        if not spans or spans[0][0] != 0 or spans[-1][1] != len(samples) or any(a[1] != b[0] for a, b in zip(spans, spans[1:])):
+            raise ValueError(f"spans must cover the {len(samples)} samples end to end, got {spans}")
         n_out = max(1, math.ceil(len(samples) * self.native_rate / SAMPLE_RATE))
-        feats = _fit(window[: max(1, math.ceil(len(samples) / (2 * HOP)))].float(), n_out)  # as ``encode``
-        return resample_frames(feats, self.native_rate, fps, n_frames(len(samples), fps)), window
+        step = SAMPLE_RATE / self.native_rate  # samples per feature frame
+        feats = torch.zeros(n_out, self.dim, device=samples.device)  # (T, D)
+        padded = []
+        for start, end in spans:
+            window = self.encode_padded(samples[start:end])  # (1500, D)
+            padded.append(window)
+            first = int(round(start / step))
+            span = max(1, math.ceil((end - start) * self.native_rate / SAMPLE_RATE))
+            part = _fit(window[: max(1, math.ceil((end - start) / (2 * HOP)))].float(), span)[: n_out - first]  # as ``encode``
+            feats[first : first + part.shape[0]] = part
+        return resample_frames(feats, self.native_rate, fps, n_frames(len(samples), fps)), torch.stack(padded)
 
 
 def mel_filterbank(n_mels: int) -> np.ndarray:
