@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import audio, bake, character, preferences, takes
+from . import audio, bake, character, flame_map, preferences, takes
 from .core import backend_ref, segments, timing
 from .core.client import BackendError
 from .core.errors import AviTalkError, InputError
@@ -106,12 +106,23 @@ def tick(max_messages: int = MAX_MESSAGES_PER_TICK) -> str:
         return IDLE
     for request in ended:
         state = _take_in(job, request)
-        if state != RUNNING:
+        if state not in (RUNNING, FINISHED):
             return _finish(job, state)
-    if not job.pending and not job.done:  # requests were lost without a message (never expected)
+    if job.done:
+        if _rig_fitting(job):
+            return RUNNING  # the take waits for the rig's expression map (a worker thread fits it)
+        return _finish(job, FINISHED)
+    if not job.pending:  # requests were lost without a message (never expected)
         SESSION.drop("Generation stopped: the backend lost the request")
         return FAILED_STATE
     return RUNNING
+
+
+def _rig_fitting(job: Job) -> bool:
+    """Whether the job's rig is a FLAME file's rig whose expression map is still being fitted."""
+    arm_obj = bpy.data.objects.get(job.tag["rig"])
+    task = None if arm_obj is None else flame_map.task_for(arm_obj)
+    return task is not None and task.running
 
 
 def _finish(job: Job, state: str) -> str:
@@ -167,6 +178,10 @@ def run_sync(context, kind: str, new_variation: bool = False, timeout: float | N
         else:
             SESSION.wait(request, timeout)
             state = _take_in(job, request)
+            if state == FINISHED:
+                arm_obj = bpy.data.objects.get(job.tag["rig"])
+                if arm_obj is not None:
+                    flame_map.wait(arm_obj)   # a script waits for the rig's expression map too
             if state != RUNNING:
                 state = _finish(job, state)
         if state in (FAILED_STATE, CANCELLED):

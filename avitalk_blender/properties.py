@@ -149,6 +149,14 @@ class AVITALK_SceneSettings(bpy.types.PropertyGroup):
         default=segments.DEFAULT_BLEND_SECONDS, min=0.0, soft_max=1.0, subtype='TIME_ABSOLUTE', unit='TIME_ABSOLUTE',
     )
 
+    # ---- other characters ----
+    per_frame_solve: bpy.props.BoolProperty(
+        name="Solve per Frame",
+        description="On a rig whose shapes are correlated (a FLAME file's PCA basis), solve each frame's "
+                    "coefficients by bounded, smoothed least squares instead of the fitted linear map",
+        default=False,
+    )
+
     # ---- takes and bake ----
     takes: bpy.props.CollectionProperty(type=AVITALK_Take, name="Takes",
                                         description="The takes made in this scene, newest last")

@@ -240,7 +240,30 @@ def test_no_expression_basis_is_refused(ours):
 def test_a_head_that_is_not_a_face_is_refused(ours):
     from backend.flame.pickle_io import model_from_raw
 
-    model = model_from_raw(make_tiny_model(n_verts=400, n_shape=300, n_expr=20))
+    model = model_from_raw(make_tiny_model(n_verts=1200, n_shape=300, n_expr=20))
     with pytest.raises(FlameFitError, match="does not match a head"):
         fit_flame_map(model, ours)
     assert issubclass(FlameFitError, AviTalkError)
+
+
+def test_too_few_vertices_are_refused_before_the_fit(ours):
+    from backend.flame.pickle_io import model_from_raw
+
+    model = model_from_raw(make_tiny_model(n_verts=400, n_shape=300, n_expr=20))
+    with pytest.raises(FlameFitError, match="has 400 vertices, too few .* needs 1,000 or more"):
+        fit_flame_map(model, ours)
+
+
+def test_map_round_trips_through_plain_lists(decimated, motion):
+    _, _, fitted = decimated
+    back = FlameMap.from_dict(fitted.as_dict())
+    assert back.channels == fitted.channels
+    np.testing.assert_allclose([back.fit_error_mm[c] for c in back.channels],
+                               [fitted.fit_error_mm[c] for c in fitted.channels])
+    np.testing.assert_allclose(back.apply(motion, per_frame=True).expression,
+                               fitted.apply(motion, per_frame=True).expression)
+    assert "worst" in fitted.summary() and "mm RMS" in fitted.summary()
+    broken = fitted.as_dict()
+    broken["matrix"] = broken["matrix"][:-1]
+    with pytest.raises(FlameFitError, match="unreadable"):
+        FlameMap.from_dict(broken)
