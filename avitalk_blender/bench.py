@@ -3,8 +3,10 @@
     python -m avitalk_blender.bench [--json]                prints seconds per bake (one JSON line with --json)
     python -m avitalk_blender.bench regenerate [CKPT_DIR]   Regenerate round trip and timer tick durations
     python -m avitalk_blender.bench ict FACEXMODEL_DIR      baking onto ICT-FaceKit's head
+    python -m avitalk_blender.bench flame FLAME_FILE [--no-scipy]   a FLAME file's map: fit, cached, bakes
 
-``bench_bake()``, ``bench_regenerate()`` and ``bench_ict()`` are importable; they need the ``bpy`` module.
+``bench_bake()``, ``bench_regenerate()``, ``bench_ict()`` and ``bench_flame()`` are importable; they need
+the ``bpy`` module.
 """
 
 import json
@@ -92,6 +94,64 @@ def bench_ict(folder: str, n_frames: int = 750, repeats: int = 3) -> dict:
         unregister()
 
 
+def bench_flame(path: str, n_frames: int = 750, repeats: int = 3) -> dict:
+    """Seconds to import a FLAME file as a rig, to fit its expression map (a fresh cache, then the cached map),
+    and to bake ``n_frames`` onto it through the map and through the per-frame solve.
+
+    Returns ``{"build_s", "fit_s", "cached_s", "neighbours", "bake_map_s", "bake_solve_s", "n_vertices",
+    "fit_error"}`` (bakes: best of ``repeats``, the whole ``takes.make_take``). The fit runs here, as in
+    background mode (``flame_map.begin``); in the UI a worker thread runs the same code.
+    """
+    from . import flame_map
+    from .core import flame_maps
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    register()
+    fit = backend_ref.module("retarget.flame_fit")
+    try:
+        with tempfile.TemporaryDirectory() as cache:     # a fresh map cache; our head stays where it is
+            def fit_into(p, progress):
+                return fit.flame_map_for_file(p, cache_dir=cache, progress=progress)
+
+            t0 = time.perf_counter()
+            model = backend_ref.pickle_io().load_flame(path)
+            mesh_obj, arm_obj = rig.build_rig(bpy.context.scene.collection, model, "bench_flame")
+            arm_obj["avitalk_flame_file"] = str(Path(path).resolve())
+            t1 = time.perf_counter()
+            task = flame_maps.FitTask(path, fit=fit_into).run()
+            flame_map.store(arm_obj, task)
+            t2 = time.perf_counter()
+            if task.result is None:
+                raise RuntimeError(f"the fit failed: {task.error}")
+            flame_map.store(arm_obj, flame_maps.FitTask(path, fit=fit_into).run())
+            t3 = time.perf_counter()
+        names = backend_ref.module("head.components").EXPRESSION_NAMES
+        rng = np.random.default_rng(0)
+        expression = np.zeros((n_frames, 100), dtype=np.float32)
+        expression[:, :len(names)] = rng.uniform(0.0, 0.5, size=(n_frames, len(names)))
+        motion = backend_ref.motion().Motion(
+            fps=25.0, expression=expression, jaw_pose=rng.uniform(0.0, 0.3, size=(n_frames, 3)).astype(np.float32),
+            neck_pose=np.zeros((n_frames, 3), np.float32), global_pose=np.zeros((n_frames, 3), np.float32),
+            eye_pose=np.zeros((n_frames, 6), np.float32))
+        scene = bpy.context.scene
+        scene.render.fps = 25
+        bakes = {}
+        for per_frame in (False, True):
+            scene.avitalk.per_frame_solve = per_frame
+            times = []
+            for _ in range(repeats):
+                t = time.perf_counter()
+                takes.make_take(scene, arm_obj, motion, 1, {})
+                times.append(time.perf_counter() - t)
+            bakes[per_frame] = min(times)
+        return {"build_s": t1 - t0, "fit_s": t2 - t1, "cached_s": t3 - t2,
+                "neighbours": fit.neighbour_search(),
+                "bake_map_s": bakes[False], "bake_solve_s": bakes[True], "n_vertices": model.n_verts,
+                "fit_error": task.result.summary()}
+    finally:
+        unregister()
+
+
 def bench_regenerate(checkpoint: str = "", seconds: float = 10.0, repeats: int = 3, device: str = "cpu",
                      max_messages: int = 20) -> dict:
     """Regenerate after an instruction edit for ``seconds`` of speech, measured from Blender's side.
@@ -150,6 +210,10 @@ def bench_regenerate(checkpoint: str = "", seconds: float = 10.0, repeats: int =
 if __name__ == "__main__":
     if sys.argv[1:2] == ["ict"]:
         print(bench_ict(sys.argv[2]))
+    elif sys.argv[1:2] == ["flame"]:
+        if "--no-scipy" in sys.argv:
+            sys.modules["scipy.spatial"] = None       # as in Blender's own Python: Blender's k-d tree instead
+        print(bench_flame(sys.argv[2]))
     elif sys.argv[1:2] == ["regenerate"]:
         print(bench_regenerate(sys.argv[2] if len(sys.argv) > 2 else ""))
     elif sys.argv[1:2] == ["--json"]:

@@ -153,18 +153,55 @@ def vertex_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return np.divide(out, length, out=np.zeros_like(out), where=length > 0)
 
 
-def _knn(points: np.ndarray, targets: np.ndarray, k: int, chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
+def _knn(points: np.ndarray, targets: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(n, k) indices of each point's k nearest targets and their squared distances.
 
-    scipy's k-d tree when scipy is there (the backend's interpreter), else chunked brute force (Blender's).
+    scipy's k-d tree when scipy is there (the backend's interpreter), else Blender's own
+    (``mathutils.kdtree``, in Blender's Python), else chunked brute force.
     """
+    for search in (_knn_scipy, _knn_blender):
+        found = search(points, targets, k)
+        if found is not None:
+            return found
+    return _knn_brute(points, targets, k)
+
+
+def neighbour_search() -> str:
+    """Which nearest-neighbour search ``_knn`` uses here: "scipy", "blender" or "brute force"."""
+    probe = np.zeros((1, 3))
+    if _knn_scipy(probe, probe, 1) is not None:
+        return "scipy"
+    return "blender" if _knn_blender(probe, probe, 1) is not None else "brute force"
+
+
+def _knn_scipy(points, targets, k):
     try:
         from scipy.spatial import cKDTree
     except ImportError:
-        cKDTree = None
-    if cKDTree is not None:
-        dist, idx = cKDTree(targets).query(points, k=k)
-        return idx.reshape(len(points), k), (dist * dist).reshape(len(points), k)
+        return None
+    dist, idx = cKDTree(targets).query(points, k=k)
+    return idx.reshape(len(points), k), (dist * dist).reshape(len(points), k)
+
+
+def _knn_blender(points, targets, k):
+    try:
+        from mathutils.kdtree import KDTree
+    except ImportError:
+        return None
+    tree = KDTree(len(targets))
+    for i, co in enumerate(targets.tolist()):
+        tree.insert(co, i)
+    tree.balance()
+    idx = np.empty((len(points), k), dtype=np.int64)
+    dist = np.empty((len(points), k))
+    for i, co in enumerate(points.tolist()):
+        found = tree.find_n(co, k)                                # [(co, index, distance)], nearest first
+        idx[i] = [f[1] for f in found]
+        dist[i] = [f[2] for f in found]
+    return idx, dist * dist
+
+
+def _knn_brute(points, targets, k, chunk: int = 512):
     idx = np.empty((len(points), k), dtype=np.int64)
     d2_out = np.empty((len(points), k))
     t2 = np.sum(targets * targets, axis=1)
@@ -420,7 +457,8 @@ def report(path, frames: int = 750) -> str:
         fitted.apply(motion, per_frame=per_frame)
         times[per_frame] = time.perf_counter() - start
     target = load_flame(path)
-    lines = [f"{target.n_verts} vertices, {target.n_expr} expression components: fit {times['fit']:.2f} s "
+    lines = [f"{target.n_verts} vertices, {target.n_expr} expression components, neighbours by "
+             f"{neighbour_search()}: fit {times['fit']:.2f} s "
              f"(with hashing the file and loading our head), cached {times['cached'] * 1000:.0f} ms; "
              f"{frames} frames: map {times[False] * 1000:.1f} ms, per-frame solve {times[True] * 1000:.0f} ms",
              "", "| our channel | RMS error (mm) | max error (mm) |", "|---|---|---|"]
