@@ -77,8 +77,11 @@ class AVITALK_OT_import_head(bpy.types.Operator):
             folder = self._ict_folder()
             if folder:
                 head = backend_ref.module("retarget.ict").load_ict(folder)   # every check before the scene changes
+                ours = backend_ref.pickle_io().load_flame(backend_ref.default_head_path())
+                solve_map = backend_ref.module("retarget.transfer").solve_map_for_ict(ours, head)
                 name = self.name if self.name and self.name != "flame_head" else "ict_head"
                 mesh_obj, arm_obj = ict_head.build_ict(collection, head, name)
+                mesh_obj["avitalk_solve_map"] = solve_map.as_dict()      # Solve per Frame reads it
                 path = folder.rstrip("/\\")
             else:
                 path = self._model_path(context)

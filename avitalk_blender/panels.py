@@ -184,6 +184,8 @@ class AVITALK_PT_character(_SubPanel, bpy.types.Panel):
             shown = ", ".join(channel_map.unmatched_keys[:6])
             more = len(channel_map.unmatched_keys) - 6
             layout.label(text="Unmatched keys: " + shown + (f" and {more} more" if more > 0 else ""))
+        if "avitalk_solve_map" in found.mesh:
+            layout.prop(context.scene.avitalk, "per_frame_solve")
         stored = found.mesh.avitalk_map
         if not stored.stored:
             layout.operator("avitalk.store_map", icon='GREASEPENCIL')

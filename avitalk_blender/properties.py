@@ -152,8 +152,9 @@ class AVITALK_SceneSettings(bpy.types.PropertyGroup):
     # ---- other characters ----
     per_frame_solve: bpy.props.BoolProperty(
         name="Solve per Frame",
-        description="On a rig whose shapes are correlated (a FLAME file's PCA basis), solve each frame's "
-                    "coefficients by bounded, smoothed least squares instead of the fitted linear map",
+        description="On a rig whose shapes are correlated (a FLAME file's PCA basis, ICT-FaceKit's head), solve "
+                    "each frame's coefficients by bounded, smoothed least squares that reproduce our head's motion, "
+                    "instead of the fitted linear map or the ARKit table",
         default=False,
     )
 

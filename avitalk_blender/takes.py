@@ -49,7 +49,9 @@ def make_take(scene, obj, motion, frame_start: int, properties: dict, push_to_nl
     if target.flame:
         actions = bake.bake(target.mesh, target.armature, data, name, push_to_nla)
     else:
-        actions = bake_arkit.bake_character(target, data, name, push_to_nla)
+        per_frame = scene.avitalk.per_frame_solve
+        retarget = "per-frame solve" if bake_arkit.uses_solve(target, per_frame) else "ARKit table"
+        actions = bake_arkit.bake_character(target, data, name, push_to_nla, per_frame)
     for action in actions:
         action["avitalk_frame_start"] = int(frame_start)
         action["avitalk_retarget"] = retarget
