@@ -18,7 +18,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from . import bake, character, ict_head, ops_generate, register, rig, session, takes, unregister
+from . import bake, character, ops_generate, register, rig, session, takes, unregister
 from .core import backend_ref, mixdown, naming
 
 
@@ -60,18 +60,20 @@ def bench_bake(n_frames: int = 750, n_expr: int = 100, repeats: int = 3, n_verts
 
 
 def bench_ict(folder: str, n_frames: int = 750, repeats: int = 3) -> dict:
-    """Seconds to import ICT-FaceKit's head from ``folder`` and to bake ``n_frames`` onto it as a take.
+    """Seconds to import ICT-FaceKit's head from ``folder`` (``avitalk.import_head``) and to bake ``n_frames``
+    onto it as a take, by the ARKit table and by the per-frame solve.
 
-    Returns ``{"import_s", "bake_s", "n_vertices", "n_fcurves"}`` (bake: best of ``repeats``,
+    Returns ``{"import_s", "bake_s", "bake_solve_s", "n_vertices", "n_fcurves"}`` (bakes: best of ``repeats``,
     the whole ``takes.make_take``). Resets Blender to an empty scene with the add-on registered.
     """
     bpy.ops.wm.read_factory_settings(use_empty=True)
     register()
     try:
         t0 = time.perf_counter()
-        head = backend_ref.module("retarget.ict").load_ict(folder)
-        mesh_obj, arm_obj = ict_head.build_ict(bpy.context.scene.collection, head)
+        assert bpy.ops.avitalk.import_head(ict_folder=folder) == {'FINISHED'}
         import_s = time.perf_counter() - t0
+        arm_obj = bpy.context.view_layer.objects.active
+        mesh_obj = character.find(arm_obj).mesh
         names = backend_ref.module("head.components").EXPRESSION_NAMES
         rng = np.random.default_rng(0)
         motion = backend_ref.motion().Motion(
@@ -80,16 +82,21 @@ def bench_ict(folder: str, n_frames: int = 750, repeats: int = 3) -> dict:
             neck_pose=rng.normal(scale=0.1, size=(n_frames, 3)).astype(np.float32),
             global_pose=rng.normal(scale=0.1, size=(n_frames, 3)).astype(np.float32),
             eye_pose=rng.normal(scale=0.1, size=(n_frames, 6)).astype(np.float32))
-        bpy.context.scene.render.fps = 25
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            takes.make_take(bpy.context.scene, arm_obj, motion, 1, {})
-            times.append(time.perf_counter() - t0)
+        scene = bpy.context.scene
+        scene.render.fps = 25
+        bakes = {}
+        for per_frame in (False, True):
+            scene.avitalk.per_frame_solve = per_frame
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                takes.make_take(scene, arm_obj, motion, 1, {})
+                times.append(time.perf_counter() - t0)
+            bakes[per_frame] = min(times)
         channel_map = character.find(arm_obj).channel_map()
         n_fcurves = len(channel_map.driven_keys()) + 4 * len(channel_map.bones)
-        return {"import_s": import_s, "bake_s": min(times), "n_vertices": len(mesh_obj.data.vertices),
-                "n_fcurves": n_fcurves}
+        return {"import_s": import_s, "bake_s": bakes[False], "bake_solve_s": bakes[True],
+                "n_vertices": len(mesh_obj.data.vertices), "n_fcurves": n_fcurves}
     finally:
         unregister()
 
