@@ -211,3 +211,42 @@ def test_flame_file_with_a_missing_key_is_named_and_the_scene_unchanged(blender,
     with pytest.raises(RuntimeError, match="missing.*posedirs"):
         bpy.ops.avitalk.import_head(filepath=str(tmp_path / "no_posedirs.pkl"))
     assert _scene_state(bpy) == before
+
+
+def test_a_finished_generation_waits_for_the_rigs_fit(blender, user_file, tmp_path, monkeypatch):
+    """Generate's timer (ops_generate.tick) holds a finished job while the rig's map is fitted, then bakes it."""
+    bpy = blender
+    from avitalk_blender import flame_map, ops_generate
+    from avitalk_blender.core import flame_maps
+    from avitalk_blender.core.job import GENERATE, Job
+    from avitalk_blender.session import SESSION
+
+    path, _, _ = user_file
+    mesh, arm = _import(bpy, path)
+    release = threading.Event()
+
+    class Held(flame_maps.FitTask):
+        def run(self):
+            release.wait(30)
+            return super().run()
+
+    monkeypatch.setattr(flame_map.flame_maps, "FitTask", Held)
+    task = flame_map.begin(arm, str(path), wait=False)
+    save_motion(tmp_path / "gen.npz", _motion())
+    scene = bpy.context.scene
+    job = Job(GENERATE, str(tmp_path / "clip.wav"), 3, scene.avitalk.controls(), None,
+              tag={"scene": scene.name, "rig": arm.name, "frame_start": 1, "frame_end": 41, "joins": [],
+                   "blend_seconds": 0.2})
+    job.sent("j1", {"instruction": None})
+    job.on_result("j1", {"instruction": "a delighted woman, beaming", "motion": str(tmp_path / "gen.npz")})
+    SESSION.job = job
+    try:
+        assert ops_generate.tick() == ops_generate.RUNNING and len(scene.avitalk.takes) == 0
+        release.set()
+        task.thread.join(60)
+        assert ops_generate.tick() == ops_generate.FINISHED
+    finally:
+        release.set()
+        SESSION.job = None
+    assert len(scene.avitalk.takes) == 1
+    assert mesh.data.shape_keys.animation_data.action["avitalk_retarget"] == "fitted map"
