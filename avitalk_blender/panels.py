@@ -153,6 +153,31 @@ class AVITALK_PT_takes(_SubPanel, bpy.types.Panel):
         layout.operator("avitalk.bake", icon='KEYINGSET')
 
 
+def _draw_flame_map(layout, context, arm_obj) -> None:
+    """A FLAME rig in the Character panel: the state of its expression map and the fit error per channel, in mm."""
+    state, text, fraction = flame_map.status(arm_obj)
+    if state == "fitting":
+        compat.progress(layout, fraction, text)
+        return
+    layout.label(text=text, icon={"fitted": 'CHECKMARK', "failed": 'ERROR'}.get(state, 'INFO'))
+    if state == "ours":
+        return
+    layout.prop(context.scene.avitalk, "per_frame_solve")
+    try:
+        fmap = flame_map.stored_map(arm_obj)
+    except AviTalkError as exc:
+        layout.label(text=str(exc), icon='ERROR')
+        return
+    if fmap is None:
+        return
+    layout.label(text=fmap.summary())
+    box = layout.box()
+    box.label(text="Fit error per channel, mm over the face (RMS / max)")
+    grid = box.grid_flow(columns=2, even_columns=True, align=True)
+    for name, (rms, worst) in fmap.fit_error_mm.items():
+        grid.label(text=f"{name}: {rms:.2f} / {worst:.1f}")
+
+
 class AVITALK_PT_character(_SubPanel, bpy.types.Panel):
     """What the selected character gets: an ARKit-named one's keys and bones and the map to edit it; a FLAME
     file's rig, the state of its expression map and its fit error per channel."""
@@ -169,7 +194,7 @@ class AVITALK_PT_character(_SubPanel, bpy.types.Panel):
         try:
             found = character.find(context.active_object)
             if found.flame:
-                self.draw_flame(context, found.armature)
+                _draw_flame_map(layout, context, found.armature)
                 return
             channel_map = found.channel_map()
         except AviTalkError as exc:
@@ -198,32 +223,6 @@ class AVITALK_PT_character(_SubPanel, bpy.types.Panel):
             else:
                 col.prop(stored, role)
         layout.operator("avitalk.clear_map", icon='FILE_REFRESH')
-
-
-    def draw_flame(self, context, arm_obj):
-        """A FLAME rig: the state of its expression map and the fit error per channel, in mm."""
-        layout = self.layout
-        state, text, fraction = flame_map.status(arm_obj)
-        if state == "fitting":
-            compat.progress(layout, fraction, text)
-            return
-        layout.label(text=text, icon={"fitted": 'CHECKMARK', "failed": 'ERROR'}.get(state, 'INFO'))
-        if state == "ours":
-            return
-        layout.prop(context.scene.avitalk, "per_frame_solve")
-        try:
-            fmap = flame_map.stored_map(arm_obj)
-        except AviTalkError as exc:
-            layout.label(text=str(exc), icon='ERROR')
-            return
-        if fmap is None:
-            return
-        layout.label(text=fmap.summary())
-        box = layout.box()
-        box.label(text="Fit error per channel, mm over the face (RMS / max)")
-        grid = box.grid_flow(columns=2, even_columns=True, align=True)
-        for name, (rms, worst) in fmap.fit_error_mm.items():
-            grid.label(text=f"{name}: {rms:.2f} / {worst:.1f}")
 
 
 class AVITALK_PT_motion_file(_SubPanel, bpy.types.Panel):

@@ -250,3 +250,39 @@ def test_a_finished_generation_waits_for_the_rigs_fit(blender, user_file, tmp_pa
         SESSION.job = None
     assert len(scene.avitalk.takes) == 1
     assert mesh.data.shape_keys.animation_data.action["avitalk_retarget"] == "fitted map"
+
+
+def test_character_panel_shows_the_fit_its_errors_and_its_progress(blender, user_file, monkeypatch):
+    bpy = blender
+    from avitalk_blender import flame_map, panels
+    from avitalk_blender.core import flame_maps
+    from test_blender_workflow_ui import Host, RecordingLayout
+
+    path, _, _ = user_file
+    _import(bpy, path)
+    arm = bpy.context.view_layer.objects.active
+    panel = panels.AVITALK_PT_character
+    assert panel.poll(bpy.context)
+    calls = []
+    panel.draw(Host(RecordingLayout(bpy, calls)), bpy.context)
+    labels = [text for kind, text in calls if kind == "label"]
+    assert "Expression map fitted to user_flame.pkl" in labels and ("prop", "per_frame_solve") in calls
+    assert any(text.startswith("fit error per channel") for text in labels)
+    assert sum(text.startswith(("smile_L: ", "jaw_open: ", "blink_R: ")) for text in labels) == 3
+
+    release = threading.Event()
+
+    class Held(flame_maps.FitTask):
+        def run(self):
+            release.wait(30)
+            return super().run()
+
+    monkeypatch.setattr(flame_map.flame_maps, "FitTask", Held)
+    task = flame_map.begin(arm, str(path), wait=False)
+    calls = []
+    try:
+        panel.draw(Host(RecordingLayout(bpy, calls)), bpy.context)
+    finally:
+        release.set()
+        task.thread.join(60)
+    assert calls == [("progress", "Fitting the expression map to user_flame.pkl")]
