@@ -4,9 +4,10 @@
     python -m avitalk_blender.bench regenerate [CKPT_DIR]   Regenerate round trip and timer tick durations
     python -m avitalk_blender.bench ict FACEXMODEL_DIR      baking onto ICT-FaceKit's head
     python -m avitalk_blender.bench flame FLAME_FILE [--no-scipy]   a FLAME file's map: fit, cached, bakes
+    python -m avitalk_blender.bench measure-ict MOTION FACEXMODEL_DIR   a take's closures and smile on ICT's mesh
 
-``bench_bake()``, ``bench_regenerate()``, ``bench_ict()`` and ``bench_flame()`` are importable; they need
-the ``bpy`` module.
+``bench_bake()``, ``bench_regenerate()``, ``bench_ict()``, ``bench_flame()`` and ``measure_ict()`` are
+importable; they need the ``bpy`` module.
 """
 
 import json
@@ -159,6 +160,66 @@ def bench_flame(path: str, n_frames: int = 750, repeats: int = 3) -> dict:
         unregister()
 
 
+def measure_ict(motion_path: str, folder: str) -> dict:
+    """A motion file applied to ICT-FaceKit's head by the table and by the per-frame solve, measured on the mesh
+    Blender evaluates against our head under the same motion.
+
+    Closures: runs of frames where our inner-lip gap (``evaluate.geometry``) is at most 1 mm; for each, ICT's
+    smallest inner-lip gap (Multi-PIE points 61/67, 62/66, 63/65) over the run. Vowels: our gap's local maxima
+    over 8 mm. Smile: the mouthSmile keys' values and the mouth corners' (points 48, 54) lift over the take.
+    The head's turns are set to zero first (as ``evaluate.geometry`` does): they are no lip or smile motion.
+    """
+    geometry = backend_ref.module("evaluate.geometry").default_geometry()
+    motion = backend_ref.motion().load_motion(motion_path)
+    motion.neck_pose[:] = 0.0
+    motion.global_pose[:] = 0.0
+    scratch = tempfile.TemporaryDirectory()
+    motion_path = str(Path(scratch.name) / "motion.npz")
+    backend_ref.motion().save_motion(motion_path, motion)
+    ours = geometry.lip_gap(geometry.vertices(motion))                                   # (T,) mm
+    closed = np.flatnonzero(ours <= 1.0)
+    runs = np.split(closed, np.flatnonzero(np.diff(closed) > 1) + 1) if len(closed) else []
+    peaks = [t for t in range(1, len(ours) - 1) if ours[t] >= max(ours[t - 1], ours[t + 1]) and ours[t] > 8.0]
+    marks = backend_ref.module("retarget.ict")._json_landmarks(Path(folder))
+    upper, lower = marks[[61, 62, 63]], marks[[67, 66, 65]]
+    corners = marks[[48, 54]]
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    register()
+    try:
+        scene = bpy.context.scene
+        scene.render.fps, scene.render.fps_base = int(round(motion.fps)), 1.0
+        assert bpy.ops.avitalk.import_head(ict_folder=folder) == {'FINISHED'}
+        mesh_obj = character.find(bpy.context.view_layer.objects.active).mesh
+        keys = mesh_obj.data.shape_keys.key_blocks
+        rest = np.array([v.co[1] for v in mesh_obj.data.vertices])[corners]
+        out = {"frames": len(ours), "our_closures": len(runs), "our_vowel_peaks": len(peaks),
+               "our_vowel_gap_median_mm": float(np.median(ours[peaks])) if peaks else None}
+        for per_frame in (False, True):
+            scene.avitalk.per_frame_solve = per_frame
+            assert bpy.ops.avitalk.apply_motion(filepath=motion_path, auto_start=False, frame_start=1) == {'FINISHED'}
+            gap, smile, lift = np.zeros(len(ours)), np.zeros((len(ours), 2)), np.zeros((len(ours), 2))
+            for t in range(len(ours)):
+                scene.frame_set(t + 1)
+                data = mesh_obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
+                co = np.empty(len(data.vertices) * 3, dtype=np.float32)
+                data.vertices.foreach_get("co", co)
+                co = co.reshape(-1, 3)
+                gap[t] = 1000.0 * max(0.0, float((co[upper, 1] - co[lower, 1]).max()))
+                smile[t] = keys["mouthSmileLeft"].value, keys["mouthSmileRight"].value
+                lift[t] = 1000.0 * (co[corners, 1] - rest)
+            sealed = [float(gap[run].min()) for run in runs]
+            out["solve" if per_frame else "table"] = {
+                "closures_under_1mm": sum(g < 1.0 for g in sealed), "closure_gap_max_mm": max(sealed, default=None),
+                "vowel_gap_min_mm": float(gap[peaks].min()) if peaks else None,
+                "vowel_gap_median_mm": float(np.median(gap[peaks])) if peaks else None,
+                "smile_keys_mean": smile.mean(axis=0).round(2).tolist(),
+                "corner_lift_mean_mm": lift.mean(axis=0).round(2).tolist()}
+        return out
+    finally:
+        unregister()
+        scratch.cleanup()
+
+
 def bench_regenerate(checkpoint: str = "", seconds: float = 10.0, repeats: int = 3, device: str = "cpu",
                      max_messages: int = 20) -> dict:
     """Regenerate after an instruction edit for ``seconds`` of speech, measured from Blender's side.
@@ -217,6 +278,8 @@ def bench_regenerate(checkpoint: str = "", seconds: float = 10.0, repeats: int =
 if __name__ == "__main__":
     if sys.argv[1:2] == ["ict"]:
         print(bench_ict(sys.argv[2]))
+    elif sys.argv[1:2] == ["measure-ict"]:
+        print(json.dumps(measure_ict(sys.argv[2], sys.argv[3])))
     elif sys.argv[1:2] == ["flame"]:
         if "--no-scipy" in sys.argv:
             sys.modules["scipy.spatial"] = None       # as in Blender's own Python: Blender's k-d tree instead

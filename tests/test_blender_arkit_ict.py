@@ -62,6 +62,7 @@ def test_import_ict_and_apply_a_motion(blender, tmp_path):
     assert set(drivers) == {f'key_blocks["{k}"].value' for k in ("jawOpen", "jawLeft", "jawRight")}
     assert all(d.is_simple_expression for d in drivers.values())      # no Python auto-run needed
 
+    assert all(kb.value == 0.0 for kb in keys[1:])                    # the head rests neutral
     save_motion(tmp_path / "m.npz", _motion())
     mesh.select_set(True)
     bpy.context.view_layer.objects.active = mesh

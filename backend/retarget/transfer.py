@@ -28,7 +28,7 @@ from .arkit import ARKIT_INDEX, ARKIT_NAMES
 from .compare import Pairing, pair_heads
 from .solve import SolveSettings, arkit_ties, solve_weights
 
-SETTINGS = SolveSettings(symmetry=0.05, smooth=0.05, iterations=500)
+SETTINGS = SolveSettings(symmetry=0.05, iterations=500)   # no temporal tie: it held short closures open
 
 
 def our_displacements(model, expression, jaw_pose, eye_pose, vertices) -> np.ndarray:
