@@ -109,8 +109,10 @@ def tick(max_messages: int = MAX_MESSAGES_PER_TICK) -> str:
         if state not in (RUNNING, FINISHED):
             return _finish(job, state)
     if job.done:
-        if _rig_fitting(job):
-            return RUNNING  # the take waits for the rig's expression map (a worker thread fits it)
+        task = _rig_fitting(job)
+        if task is not None:  # the take waits for the rig's expression map (a worker thread fits it)
+            SESSION.waiting = f"Fitting the rig's expression map ({round(100 * task.fraction)}%)"
+            return RUNNING
         return _finish(job, FINISHED)
     if not job.pending:  # requests were lost without a message (never expected)
         SESSION.drop("Generation stopped: the backend lost the request")
@@ -118,14 +120,15 @@ def tick(max_messages: int = MAX_MESSAGES_PER_TICK) -> str:
     return RUNNING
 
 
-def _rig_fitting(job: Job) -> bool:
-    """Whether the job's rig is a FLAME file's rig whose expression map is still being fitted."""
+def _rig_fitting(job: Job):
+    """The fit still running for the job's rig (a FLAME file's rig whose expression map is being fitted), or None."""
     arm_obj = bpy.data.objects.get(job.tag["rig"])
     task = None if arm_obj is None else flame_map.task_for(arm_obj)
-    return task is not None and task.running
+    return task if task is not None and task.running else None
 
 
 def _finish(job: Job, state: str) -> str:
+    SESSION.waiting = ""
     if state != FINISHED:
         return state
     SESSION.job = None

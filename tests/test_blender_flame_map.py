@@ -242,9 +242,10 @@ def test_a_finished_generation_waits_for_the_rigs_fit(blender, user_file, tmp_pa
     SESSION.job = job
     try:
         assert ops_generate.tick() == ops_generate.RUNNING and len(scene.avitalk.takes) == 0
+        assert SESSION.progress() == (1.0, "Fitting the rig's expression map (0%)")
         release.set()
         task.thread.join(60)
-        assert ops_generate.tick() == ops_generate.FINISHED
+        assert ops_generate.tick() == ops_generate.FINISHED and SESSION.waiting == ""
     finally:
         release.set()
         SESSION.job = None
@@ -286,3 +287,25 @@ def test_character_panel_shows_the_fit_its_errors_and_its_progress(blender, user
         release.set()
         task.thread.join(60)
     assert calls == [("progress", "Fitting the expression map to user_flame.pkl")]
+
+
+def test_a_rig_saved_while_its_fit_ran_is_fitted_on_its_next_take(blender, user_file, tmp_path):
+    bpy = blender
+    from avitalk_blender import flame_map
+
+    path, _, _ = user_file
+    mesh, arm = _import(bpy, path)
+    del arm["avitalk_flame_map"]                   # as a .blend saved before the thread had finished
+    assert flame_map.status(arm)[0] == "failed"
+    save_motion(tmp_path / "m.npz", _motion())
+    assert bpy.ops.avitalk.apply_motion(filepath=str(tmp_path / "m.npz"), auto_start=False, frame_start=1) \
+        == {'FINISHED'}
+    assert "avitalk_flame_map" in arm and flame_map.status(arm)[0] == "fitted"
+    assert mesh.data.shape_keys.animation_data.action["avitalk_retarget"] == "fitted map"
+
+    arm["avitalk_flame_file"] = str(tmp_path / "gone.pkl")
+    del arm["avitalk_flame_map"]
+    actions = len(bpy.data.actions)
+    with pytest.raises(RuntimeError, match=r"has no expression map for .*gone.pkl; import the file again"):
+        bpy.ops.avitalk.apply_motion(filepath=str(tmp_path / "m.npz"), auto_start=False, frame_start=1)
+    assert len(bpy.data.actions) == actions
