@@ -3,8 +3,10 @@
 
 A take's data lives on its actions as custom properties, so scripts can read
 them: ``avitalk_take``, ``avitalk_instruction``, ``avitalk_seed``,
-``avitalk_frame_start``, ``avitalk_intensity``, ``avitalk_retarget`` (on a
-FLAME file's rig: how its expressions reached the file's basis), ... (see ``make_take``).
+``avitalk_frame_start``, ``avitalk_intensity``, ``avitalk_retarget`` (how the
+motion reached the rig: "fitted map", "per-frame solve", "ARKit table", or
+why a FLAME file's expressions were copied unmapped; "" on our own head), ...
+(see ``make_take``).
 """
 
 from __future__ import annotations
