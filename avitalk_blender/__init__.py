@@ -16,7 +16,7 @@ bl_info = {
     "category": "Animation",
 }
 
-from . import ops_backend, ops_character, ops_generate, ops_head, ops_takes, panels, preferences, properties, session
+from . import flame_map, ops_backend, ops_character, ops_generate, ops_head, ops_takes, panels, preferences, properties, session
 
 classes = (
     preferences.AVITALK_AddonPreferences,
@@ -64,6 +64,7 @@ def unregister():
     bpy.app.handlers.load_pre.remove(session.on_load_pre)
     bpy.types.STATUSBAR_HT_header.remove(panels.draw_status)
     session.SESSION.shutdown()
+    flame_map.stop()
     del bpy.types.Object.avitalk_map
     del bpy.types.Scene.avitalk
     for cls in reversed(classes):

@@ -15,14 +15,23 @@ from .core import character as core
 from .core import naming
 
 
-def bake_character(character, data, take_name: str, push_to_nla: bool) -> tuple:
-    """Bake ``data`` (a ``TakeData``) onto ``character``; returns the actions made (shapes and/or pose)."""
+def bake_character(character, data, take_name: str, push_to_nla: bool, per_frame: bool = False) -> tuple:
+    """Bake ``data`` (a ``TakeData``) onto ``character``; returns the actions made (shapes and/or pose).
+
+    ``per_frame``: where the character keeps a solve map (ICT's head), its weights come from the per-frame
+    solve, not the table (``uses_solve``).
+    """
     channel_map = character.channel_map().check()
     key = character.mesh.data.shape_keys
     ranges = {kb.name: (kb.slider_min, kb.slider_max) for kb in key.key_blocks}
-    values = core.key_values(channel_map, core.arkit_weights(data.motion), ranges)
+    motion = data.motion
+    if uses_solve(character, per_frame):
+        weights, motion = core.solved(character.mesh["avitalk_solve_map"].to_dict(), motion)
+    else:
+        weights = core.arkit_weights(motion)
+    values = core.key_values(channel_map, weights, ranges)
     arm_obj = character.armature
-    rotations = core.bone_rotations(channel_map.bones, data.motion) if arm_obj is not None else {}
+    rotations = core.bone_rotations(channel_map.bones, motion) if arm_obj is not None else {}
 
     shapes_name, pose_name = naming.action_names(take_name)
     targets = []
@@ -41,6 +50,11 @@ def bake_character(character, data, take_name: str, push_to_nla: bool) -> tuple:
         targets.append((arm_obj, action, slot))
     bake.finish(targets, data, take_name, push_to_nla)
     return tuple(action for _, action, _ in targets)
+
+
+def uses_solve(character, per_frame: bool) -> bool:
+    """Whether a take on ``character`` is solved per frame: asked for, and a solve map kept on its mesh."""
+    return per_frame and "avitalk_solve_map" in character.mesh
 
 
 def _write_rotation(fcurves, pose_bone, frames, quats) -> None:

@@ -121,6 +121,7 @@ def _shape_keys(obj, head):
         key = obj.shape_key_add(name=shape_name, from_mix=False)
         key.points.foreach_set("co", (rest + delta).ravel())
         key.slider_min, key.slider_max = 0.0, 1.0
+        key.value = 0.0                  # a new key starts at 1: the head would wear every shape at once
     obj.data.shape_keys.name = obj.name + "_keys"
 
 

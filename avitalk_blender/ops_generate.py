@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import audio, bake, character, preferences, takes
+from . import audio, bake, character, flame_map, preferences, takes
 from .core import backend_ref, segments, timing
 from .core.client import BackendError
 from .core.errors import AviTalkError, InputError
@@ -106,15 +106,29 @@ def tick(max_messages: int = MAX_MESSAGES_PER_TICK) -> str:
         return IDLE
     for request in ended:
         state = _take_in(job, request)
-        if state != RUNNING:
+        if state not in (RUNNING, FINISHED):
             return _finish(job, state)
-    if not job.pending and not job.done:  # requests were lost without a message (never expected)
+    if job.done:
+        task = _rig_fitting(job)
+        if task is not None:  # the take waits for the rig's expression map (a worker thread fits it)
+            SESSION.waiting = f"Fitting the rig's expression map ({round(100 * task.fraction)}%)"
+            return RUNNING
+        return _finish(job, FINISHED)
+    if not job.pending:  # requests were lost without a message (never expected)
         SESSION.drop("Generation stopped: the backend lost the request")
         return FAILED_STATE
     return RUNNING
 
 
+def _rig_fitting(job: Job):
+    """The fit still running for the job's rig (a FLAME file's rig whose expression map is being fitted), or None."""
+    arm_obj = bpy.data.objects.get(job.tag["rig"])
+    task = None if arm_obj is None else flame_map.task_for(arm_obj)
+    return task if task is not None and task.running else None
+
+
 def _finish(job: Job, state: str) -> str:
+    SESSION.waiting = ""
     if state != FINISHED:
         return state
     SESSION.job = None
@@ -167,6 +181,10 @@ def run_sync(context, kind: str, new_variation: bool = False, timeout: float | N
         else:
             SESSION.wait(request, timeout)
             state = _take_in(job, request)
+            if state == FINISHED:
+                arm_obj = bpy.data.objects.get(job.tag["rig"])
+                if arm_obj is not None:
+                    flame_map.wait(arm_obj)   # a script waits for the rig's expression map too
             if state != RUNNING:
                 state = _finish(job, state)
         if state in (FAILED_STATE, CANCELLED):

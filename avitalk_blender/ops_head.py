@@ -5,7 +5,7 @@ import os
 import bpy
 import numpy as np
 
-from . import audio, character, ict_head, preferences, rig, takes
+from . import audio, character, flame_map, ict_head, preferences, rig, takes
 from .core import backend_ref, timing
 from .core.errors import InputError
 from .ops_common import rig_poll, run
@@ -77,8 +77,11 @@ class AVITALK_OT_import_head(bpy.types.Operator):
             folder = self._ict_folder()
             if folder:
                 head = backend_ref.module("retarget.ict").load_ict(folder)   # every check before the scene changes
+                ours = backend_ref.pickle_io().load_flame(backend_ref.default_head_path())
+                solve_map = backend_ref.module("retarget.transfer").solve_map_for_ict(ours, head)
                 name = self.name if self.name and self.name != "flame_head" else "ict_head"
                 mesh_obj, arm_obj = ict_head.build_ict(collection, head, name)
+                mesh_obj["avitalk_solve_map"] = solve_map.as_dict()      # Solve per Frame reads it
                 path = folder.rstrip("/\\")
             else:
                 path = self._model_path(context)
@@ -90,8 +93,22 @@ class AVITALK_OT_import_head(bpy.types.Operator):
             mesh_obj.select_set(True)
             arm_obj.select_set(True)
             context.view_layer.objects.active = arm_obj
-            return f"imported {os.path.basename(path)} as '{arm_obj.name}'"
+            done = f"imported {os.path.basename(path)} as '{arm_obj.name}'"
+            if folder or not flame_map.needs_map(model):
+                return done
+            return done + "; " + self._fit(arm_obj, path)
         return run(self, work)
+
+    def _fit(self, arm_obj, path: str) -> str:
+        """Fit the map from our channels to the file's basis (a worker thread in the UI); what to tell the artist."""
+        task = flame_map.begin(arm_obj, path)
+        if task.running:
+            return "fitting its expression map in the background (Character panel)"
+        if task.result is None:
+            self.report({'WARNING'}, f"no expression map for {os.path.basename(path)}, its expressions will be "
+                                     f"copied unmapped: {task.error}")
+            return "expressions copied unmapped"
+        return f"expression map fitted in {task.seconds:.1f} s, {task.result.summary()}"
 
 
 class AVITALK_OT_apply_motion(bpy.types.Operator):
@@ -131,7 +148,8 @@ class AVITALK_OT_apply_motion(bpy.types.Operator):
                      if self.auto_start else self.frame_start)
             take = takes.make_take(scene, context.active_object, motion, start, {"avitalk_motion_file": path},
                                    self.push_to_nla, path)
-            return f"baked take '{take}' from frame {start}"
+            note = next((a.get("avitalk_retarget", "") for a in takes.take_actions(take) if a is not None), "")
+            return f"baked take '{take}' from frame {start}" + (f" ({note})" if note else "")
         return run(self, work)
 
     def invoke(self, context, event):

@@ -3,7 +3,7 @@ channel map) and the status bar."""
 
 import bpy
 
-from . import character, compat, takes
+from . import character, compat, flame_map, takes
 from .core.character import BONE_ROLES
 from .core.errors import AviTalkError
 from .session import SESSION
@@ -153,20 +153,49 @@ class AVITALK_PT_takes(_SubPanel, bpy.types.Panel):
         layout.operator("avitalk.bake", icon='KEYINGSET')
 
 
+def _draw_flame_map(layout, context, arm_obj) -> None:
+    """A FLAME rig in the Character panel: the state of its expression map and the fit error per channel, in mm."""
+    state, text, fraction = flame_map.status(arm_obj)
+    if state == "fitting":
+        compat.progress(layout, fraction, text)
+        return
+    layout.label(text=text, icon={"fitted": 'CHECKMARK', "failed": 'ERROR'}.get(state, 'INFO'))
+    if state == "ours":
+        return
+    layout.prop(context.scene.avitalk, "per_frame_solve")
+    try:
+        fmap = flame_map.stored_map(arm_obj)
+    except AviTalkError as exc:
+        layout.label(text=str(exc), icon='ERROR')
+        return
+    if fmap is None:
+        return
+    layout.label(text=fmap.summary())
+    box = layout.box()
+    box.label(text="Fit error per channel, mm over the face (RMS / max)")
+    grid = box.grid_flow(columns=2, even_columns=True, align=True)
+    for name, (rms, worst) in fmap.fit_error_mm.items():
+        grid.label(text=f"{name}: {rms:.2f} / {worst:.1f}")
+
+
 class AVITALK_PT_character(_SubPanel, bpy.types.Panel):
-    """What the selected ARKit-named character's shape keys and bones get, and the map to edit it."""
+    """What the selected character gets: an ARKit-named one's keys and bones and the map to edit it; a FLAME
+    file's rig, the state of its expression map and its fit error per channel."""
     bl_label = "Character"
     bl_options = {'DEFAULT_CLOSED'}
 
     @classmethod
     def poll(cls, context):
         obj = context.active_object
-        return character.candidate(obj) and obj.get("avitalk_rig") is None
+        return character.candidate(obj)
 
     def draw(self, context):
         layout = self.layout
         try:
             found = character.find(context.active_object)
+            if found.flame:
+                _draw_flame_map(layout, context, found.armature)
+                return
             channel_map = found.channel_map()
         except AviTalkError as exc:
             layout.label(text=str(exc), icon='ERROR')
@@ -180,6 +209,8 @@ class AVITALK_PT_character(_SubPanel, bpy.types.Panel):
             shown = ", ".join(channel_map.unmatched_keys[:6])
             more = len(channel_map.unmatched_keys) - 6
             layout.label(text="Unmatched keys: " + shown + (f" and {more} more" if more > 0 else ""))
+        if "avitalk_solve_map" in found.mesh:
+            layout.prop(context.scene.avitalk, "per_frame_solve")
         stored = found.mesh.avitalk_map
         if not stored.stored:
             layout.operator("avitalk.store_map", icon='GREASEPENCIL')

@@ -149,6 +149,15 @@ class AVITALK_SceneSettings(bpy.types.PropertyGroup):
         default=segments.DEFAULT_BLEND_SECONDS, min=0.0, soft_max=1.0, subtype='TIME_ABSOLUTE', unit='TIME_ABSOLUTE',
     )
 
+    # ---- other characters ----
+    per_frame_solve: bpy.props.BoolProperty(
+        name="Solve per Frame",
+        description="On a rig whose shapes are correlated (a FLAME file's PCA basis, ICT-FaceKit's head), solve "
+                    "each frame's coefficients by bounded, smoothed least squares that reproduce our head's motion, "
+                    "instead of the fitted linear map or the ARKit table",
+        default=False,
+    )
+
     # ---- takes and bake ----
     takes: bpy.props.CollectionProperty(type=AVITALK_Take, name="Takes",
                                         description="The takes made in this scene, newest last")

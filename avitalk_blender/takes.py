@@ -3,7 +3,10 @@
 
 A take's data lives on its actions as custom properties, so scripts can read
 them: ``avitalk_take``, ``avitalk_instruction``, ``avitalk_seed``,
-``avitalk_frame_start``, ``avitalk_intensity``, ... (see ``make_take``).
+``avitalk_frame_start``, ``avitalk_intensity``, ``avitalk_retarget`` (how the
+motion reached the rig: "fitted map", "per-frame solve", "ARKit table", or
+why a FLAME file's expressions were copied unmapped; "" on our own head), ...
+(see ``make_take``).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from . import bake, bake_arkit, character
+from . import bake, bake_arkit, character, flame_map
 from .core import decimate, naming, take, timing
 from .core.errors import InputError
 
@@ -37,7 +40,9 @@ def make_take(scene, obj, motion, frame_start: int, properties: dict, push_to_nl
     target = character.checked(obj)
     bake.check_editable(target.mesh, target.armature)
     fps = timing.scene_fps(scene.render.fps, scene.render.fps_base)
+    retarget = ""
     if target.flame:
+        motion, retarget = flame_map.motion_for(target.armature, motion, scene.avitalk.per_frame_solve)
         data = bake.prepare(target.armature, motion, fps, int(frame_start))
     else:
         data = take.prepare_take(motion, motion.expression.shape[1], fps, int(frame_start))
@@ -46,9 +51,12 @@ def make_take(scene, obj, motion, frame_start: int, properties: dict, push_to_nl
     if target.flame:
         actions = bake.bake(target.mesh, target.armature, data, name, push_to_nla)
     else:
-        actions = bake_arkit.bake_character(target, data, name, push_to_nla)
+        per_frame = scene.avitalk.per_frame_solve
+        retarget = "per-frame solve" if bake_arkit.uses_solve(target, per_frame) else "ARKit table"
+        actions = bake_arkit.bake_character(target, data, name, push_to_nla, per_frame)
     for action in actions:
         action["avitalk_frame_start"] = int(frame_start)
+        action["avitalk_retarget"] = retarget
         for key, value in properties.items():
             action[key] = value
     settings = scene.avitalk

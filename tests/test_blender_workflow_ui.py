@@ -20,7 +20,7 @@ class RecordingLayout:
     def _child(self, *args, **kw):
         return RecordingLayout(self.bpy, self.calls)
 
-    row = column = box = split = _child
+    row = column = box = split = grid_flow = _child
 
     def label(self, text="", icon='NONE', **kw):
         assert isinstance(text, str)

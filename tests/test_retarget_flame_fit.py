@@ -173,17 +173,28 @@ def test_per_frame_solve_keeps_coefficients_in_range(decimated, motion):
     assert low - 1e-5 <= solved.jaw_pose[:, 0].min() and solved.jaw_pose[:, 0].max() <= high + 1e-5
 
 
-def test_brute_force_neighbours_match_the_tree(monkeypatch):
+def test_brute_force_and_blenders_tree_match_scipys(monkeypatch):
     import sys
 
     rng = np.random.default_rng(0)
     points, targets = rng.normal(size=(700, 3)), rng.normal(size=(300, 3))
-    idx_tree, d2_tree = flame_fit._knn(points, targets, 4)
+    idx_tree, d2_tree = flame_fit._knn_scipy(points, targets, 4)
     monkeypatch.setitem(sys.modules, "scipy.spatial", None)                          # as in Blender's Python
-    idx, d2 = flame_fit._knn(points, targets, 4)
-    order = np.argsort(d2, axis=1)
-    np.testing.assert_array_equal(np.take_along_axis(idx, order, axis=1), idx_tree)
-    np.testing.assert_allclose(np.take_along_axis(d2, order, axis=1), d2_tree, atol=1e-9)
+    monkeypatch.setitem(sys.modules, "mathutils.kdtree", None)                       # and outside Blender
+    searches = [flame_fit._knn(points, targets, 4)]
+    monkeypatch.delitem(sys.modules, "mathutils.kdtree")
+    try:
+        import bpy  # noqa: F401  (the bpy module brings Blender's mathutils)
+        import mathutils.kdtree  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        assert flame_fit._knn_blender(points, targets, 4) is not None
+        searches.append(flame_fit._knn(points, targets, 4))
+    for idx, d2 in searches:
+        order = np.argsort(d2, axis=1)
+        np.testing.assert_array_equal(np.take_along_axis(idx, order, axis=1), idx_tree)
+        np.testing.assert_allclose(np.take_along_axis(d2, order, axis=1), d2_tree, atol=1e-5)   # Blender's: float32
 
 
 def test_fit_reports_errors_and_keeps_the_jaw(decimated):
@@ -240,7 +251,30 @@ def test_no_expression_basis_is_refused(ours):
 def test_a_head_that_is_not_a_face_is_refused(ours):
     from backend.flame.pickle_io import model_from_raw
 
-    model = model_from_raw(make_tiny_model(n_verts=400, n_shape=300, n_expr=20))
+    model = model_from_raw(make_tiny_model(n_verts=1200, n_shape=300, n_expr=20))
     with pytest.raises(FlameFitError, match="does not match a head"):
         fit_flame_map(model, ours)
     assert issubclass(FlameFitError, AviTalkError)
+
+
+def test_too_few_vertices_are_refused_before_the_fit(ours):
+    from backend.flame.pickle_io import model_from_raw
+
+    model = model_from_raw(make_tiny_model(n_verts=400, n_shape=300, n_expr=20))
+    with pytest.raises(FlameFitError, match="has 400 vertices, too few .* needs 1,000 or more"):
+        fit_flame_map(model, ours)
+
+
+def test_map_round_trips_through_plain_lists(decimated, motion):
+    _, _, fitted = decimated
+    back = FlameMap.from_dict(fitted.as_dict())
+    assert back.channels == fitted.channels
+    np.testing.assert_allclose([back.fit_error_mm[c] for c in back.channels],
+                               [fitted.fit_error_mm[c] for c in fitted.channels])
+    np.testing.assert_allclose(back.apply(motion, per_frame=True).expression,
+                               fitted.apply(motion, per_frame=True).expression)
+    assert "worst" in fitted.summary() and "mm RMS" in fitted.summary()
+    broken = fitted.as_dict()
+    broken["matrix"] = broken["matrix"][:-1]
+    with pytest.raises(FlameFitError, match="unreadable"):
+        FlameMap.from_dict(broken)

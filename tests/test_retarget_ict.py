@@ -176,3 +176,25 @@ def test_solve_path_seals_and_opens_the_lips_too(head, matches):
     assert weights.min() >= 0.0 and weights.max() <= 1.0
     assert np.all(weights[:, ARKIT_INDEX["mouthClose"]] <= weights[:, ARKIT_INDEX["jawOpen"]] + 1e-9)
     _check_seal_and_opening(_inner_gap_mm(head, weights))
+
+
+@needs_ict
+def test_reduced_solve_map_seals_opens_and_follows_the_exact_solve(head, matches):
+    """The solve Blender keeps on ICT's head (linear in our channels, reduced by QR) against the exact one."""
+    from backend.flame.pickle_io import load_flame
+    from backend.head import default_head_path
+    from backend.retarget.transfer import SolveMap, solve_map_for_ict, solve_on_ict
+
+    model = load_flame(default_head_path())
+    expression, jaw, eye = _motion(PHONES, 30)
+    exact = solve_on_ict(model, head, expression, jaw, eye, pairing=matches[1])
+    solve_map = SolveMap.from_dict(solve_map_for_ict(model, head, pairing=matches[1]).as_dict())
+    weights = solve_map.weights(expression, jaw)
+    assert weights.min() >= 0.0 and weights.max() <= 1.0
+    unsolved = [ARKIT_INDEX[n] for n in ARKIT_NAMES if n.startswith("eyeLook") or n in ("jawLeft", "jawRight")]
+    assert not weights[:, unsolved].any()
+    gap = _inner_gap_mm(head, weights)
+    _check_seal_and_opening(gap)
+    assert np.abs(gap - _inner_gap_mm(head, exact)).max() < 1.5
+    # the jaw bone turns so that its driver gives back the solved jawOpen
+    np.testing.assert_allclose(solve_map.jaw_opening(weights) / head.jaw_open_angle, weights[:, ARKIT_INDEX["jawOpen"]])

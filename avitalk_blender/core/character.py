@@ -10,6 +10,7 @@ one of them alone takes both. Weights are clipped to each key's slider range.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -79,6 +80,20 @@ def arkit_weights(motion) -> np.ndarray:
     names = backend_ref.module("head.components").EXPRESSION_NAMES
     expression = np.asarray(motion.expression)[:, :len(names)]
     return retarget("arkit").arkit_weights(expression, motion.jaw_pose, motion.eye_pose, names)
+
+
+def solved(stored: dict, motion) -> tuple:
+    """(ARKit weights (T, 52), the motion with the jaw opening its bone should make) by the per-frame solve kept
+    on the character (``backend.retarget.transfer.SolveMap``); the keys it does not solve (eyeLook, the jaw's
+    sideways turn) keep the table's weights."""
+    solve_map = retarget("transfer").SolveMap.from_dict(stored)
+    weights = arkit_weights(motion)
+    solved_columns = [retarget("arkit").ARKIT_INDEX[k] for k in solve_map.keys]
+    expression = np.asarray(motion.expression)[:, :len(solve_map.channels) - 1]
+    weights[:, solved_columns] = solve_map.weights(expression, motion.jaw_pose)[:, solved_columns]
+    jaw = np.asarray(motion.jaw_pose, dtype=np.float64).copy()
+    jaw[:, 0] = solve_map.jaw_opening(weights)
+    return weights, dataclasses.replace(motion, jaw_pose=jaw)
 
 
 def key_values(channel_map: ChannelMap, weights: np.ndarray, ranges: dict) -> dict:

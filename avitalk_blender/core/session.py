@@ -81,6 +81,7 @@ class Session:
         self._ids = itertools.count(1)
         self.job = None                       # the core.job.Job in flight, or None
         self.message = ""                     # the last outcome, for the panel
+        self.waiting = ""                     # what a finished job waits for before its take is made, for the panel
         self.warnings: list = []              # the last job's warnings from the backend, for the panel
         self.check = None                     # the last check result (dict) or None
         self.setup = None                     # the core.setup_env.EnvSetup creating the environment, or None
@@ -257,7 +258,7 @@ class Session:
         """(0..1, label) of the work in flight."""
         running = list(self.requests.values())
         if not running:
-            return 0.0, "Working"
+            return (1.0, self.waiting) if self.waiting else (0.0, "Working")
         first = running[0]
         if self.job is None or len(self.job.segment_instructions) == 1:
             return first.progress, first.label
@@ -269,6 +270,7 @@ class Session:
         """Forget the job in flight (cancel its requests on the backend); its results are never applied."""
         self.cancel()
         self.job = None
+        self.waiting = ""
         if reason:
             self.message = reason
 

@@ -37,6 +37,7 @@ REACH = 4e-3             # m: a file vertex farther than this from our registere
 RIGID_MEDIAN = 1e-2      # m: half of our skin lies this close to a head after the similarity, or it is no head
 RIDGE = 1e-3             # relative to the basis' mean squared column norm
 NEIGHBOURS = 8           # candidates for the normal-compatible nearest point
+MIN_VERTICES = 1000      # a template with fewer vertices is refused before the fit
 PER_FRAME = SolveSettings(ridge=RIDGE, smooth=0.005, iterations=100)
 COEFF_BOUND = 10.0       # |coefficient| in the per-frame solve, in units of the file's components
 JAW_RANGE = (-0.1, 0.8)  # rad: the jaw opening the per-frame solve allows
@@ -86,6 +87,39 @@ class FlameMap:
                       global_pose=motion.global_pose, eye_pose=motion.eye_pose, instruction=motion.instruction,
                       seed=motion.seed, source=motion.source)
 
+    def as_dict(self) -> dict:
+        """Plain lists and numbers (for a Blender object's custom properties); ``from_dict`` reads it back."""
+        return {"version": MAP_VERSION, "channels": list(self.channels), "shape": list(self.matrix.shape),
+                "matrix": self.matrix.ravel().tolist(), "basis_r": self.basis_r.ravel().tolist(),
+                "fields_q": self.fields_q.ravel().tolist(),
+                "fit_error_mm": [float(x) for c in self.channels for x in self.fit_error_mm[c]], "digest": self.digest}
+
+    @classmethod
+    def from_dict(cls, data) -> "FlameMap":
+        """The map ``as_dict`` wrote; ``FlameFitError`` when it is of another version or malformed."""
+        try:
+            if int(data["version"]) != MAP_VERSION:
+                raise FlameFitError(f"a version {int(data['version'])} map, not {MAP_VERSION}: fit it again")
+            channels = tuple(str(c) for c in data["channels"])
+            c, k = (int(n) for n in data["shape"])
+            matrix = np.asarray(data["matrix"], dtype=np.float64).reshape(c, k)
+            basis_r = np.asarray(data["basis_r"], dtype=np.float64).reshape(k, k)
+            fields_q = np.asarray(data["fields_q"], dtype=np.float64).reshape(c, k)
+            errors = np.asarray(data["fit_error_mm"], dtype=np.float64).reshape(c, 2)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FlameFitError(f"the stored FLAME map is unreadable ({exc}): fit it again") from None
+        if len(channels) != c:
+            raise FlameFitError(f"the stored FLAME map names {len(channels)} channels for {c} rows: fit it again")
+        return cls(channels, matrix, basis_r, fields_q, {n: tuple(e) for n, e in zip(channels, errors.tolist())},
+                   str(data.get("digest", "")))
+
+    def summary(self) -> str:
+        """One line: the fit error over the face, per channel, and the worst channel."""
+        rms = {c: e[0] for c, e in self.fit_error_mm.items()}
+        worst = max(rms, key=rms.get)
+        return (f"fit error per channel {min(rms.values()):.2f}-{rms[worst]:.2f} mm RMS over the face "
+                f"(worst {worst}: {rms[worst]:.2f} mm RMS, {self.fit_error_mm[worst][1]:.1f} mm max)")
+
     def save(self, path) -> None:
         """Write the map as a small .npz (atomic replace)."""
         path = Path(path)
@@ -119,18 +153,55 @@ def vertex_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return np.divide(out, length, out=np.zeros_like(out), where=length > 0)
 
 
-def _knn(points: np.ndarray, targets: np.ndarray, k: int, chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
+def _knn(points: np.ndarray, targets: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(n, k) indices of each point's k nearest targets and their squared distances.
 
-    scipy's k-d tree when scipy is there (the backend's interpreter), else chunked brute force (Blender's).
+    scipy's k-d tree when scipy is there (the backend's interpreter), else Blender's own
+    (``mathutils.kdtree``, in Blender's Python), else chunked brute force.
     """
+    for search in (_knn_scipy, _knn_blender):
+        found = search(points, targets, k)
+        if found is not None:
+            return found
+    return _knn_brute(points, targets, k)
+
+
+def neighbour_search() -> str:
+    """Which nearest-neighbour search ``_knn`` uses here: "scipy", "blender" or "brute force"."""
+    probe = np.zeros((1, 3))
+    if _knn_scipy(probe, probe, 1) is not None:
+        return "scipy"
+    return "blender" if _knn_blender(probe, probe, 1) is not None else "brute force"
+
+
+def _knn_scipy(points, targets, k):
     try:
         from scipy.spatial import cKDTree
     except ImportError:
-        cKDTree = None
-    if cKDTree is not None:
-        dist, idx = cKDTree(targets).query(points, k=k)
-        return idx.reshape(len(points), k), (dist * dist).reshape(len(points), k)
+        return None
+    dist, idx = cKDTree(targets).query(points, k=k)
+    return idx.reshape(len(points), k), (dist * dist).reshape(len(points), k)
+
+
+def _knn_blender(points, targets, k):
+    try:
+        from mathutils.kdtree import KDTree
+    except ImportError:
+        return None
+    tree = KDTree(len(targets))
+    for i, co in enumerate(targets.tolist()):
+        tree.insert(co, i)
+    tree.balance()
+    idx = np.empty((len(points), k), dtype=np.int64)
+    dist = np.empty((len(points), k))
+    for i, co in enumerate(points.tolist()):
+        found = tree.find_n(co, k)                                # [(co, index, distance)], nearest first
+        idx[i] = [f[1] for f in found]
+        dist[i] = [f[2] for f in found]
+    return idx, dist * dist
+
+
+def _knn_brute(points, targets, k, chunk: int = 512):
     idx = np.empty((len(points), k), dtype=np.int64)
     d2_out = np.empty((len(points), k))
     t2 = np.sum(targets * targets, axis=1)
@@ -227,7 +298,7 @@ class Registration:
     rotation: np.ndarray     # (3, 3)
 
 
-def register(source: FlameModel, target: FlameModel, rounds: int = 3) -> Registration:
+def register(source: FlameModel, target: FlameModel, rounds: int = 3, progress=None) -> Registration:
     """Our skin placed on the target's template.
 
     A similarity from eye joints and nose tip, refined by closest points, then a
@@ -242,12 +313,14 @@ def register(source: FlameModel, target: FlameModel, rounds: int = 3) -> Registr
     tgt_n = vertex_normals(tgt_v, target.faces)
     placed = s * source.v_template[skin] @ r.T + t
     jaw, tgt_jaw = source.weights[skin, 2], target.weights[:, 2]
-    for _ in range(rounds):                                                                  # similarity ICP
+    for i in range(rounds):                                                                  # similarity ICP
         idx, dist = nearest_compatible(placed, normals_src @ r.T, tgt_v, tgt_n, jaw, tgt_jaw)
         use = dist < np.quantile(dist, 0.8)
         ds, dr, dt = similarity(placed[use], tgt_v[idx[use]])
         placed = ds * placed @ dr.T + dt
         s, r = s * ds, dr @ r
+        if progress is not None:
+            progress(0.1 + 0.4 * (i + 1) / rounds)
     dist = nearest_compatible(placed, normals_src @ r.T, tgt_v, tgt_n, jaw, tgt_jaw)[1]
     if np.median(dist) > RIGID_MEDIAN:
         raise FlameFitError(f"the file's template does not match a head: after the best similarity, half of our "
@@ -258,22 +331,37 @@ def register(source: FlameModel, target: FlameModel, rounds: int = 3) -> Registr
         idx, dist = nearest_compatible(placed, normals_src @ r.T, tgt_v, tgt_n, jaw, tgt_jaw)
         weight = (dist < reach).astype(np.float64) + 1e-3
         placed = placed + _smooth(tgt_v[idx] - placed, weight, src, dst, rounds=4)
+        if progress is not None:
+            progress(0.55 if reach > REACH else 0.7)
     return Registration(skin, faces, placed, float(s), r)
 
 
-def fit_flame_map(target: FlameModel, source: FlameModel | None = None, digest: str = "") -> FlameMap:
-    """The map from our channels to ``target``'s expression coefficients and jaw angle."""
+def check_target(target: FlameModel) -> None:
+    """The file's own refusals, before any of the fit's work: no expression basis, too few vertices for a face."""
     if not isinstance(target, FlameModel):
         raise FlameFileError(f"expected a FLAME model, got {type(target).__name__}")
     if target.n_expr == 0:
         raise FlameFileError(f"the FLAME file has no expression basis: 'shapedirs' has {target.n_shape} columns, "
                              f"all of them shape components (a FLAME file has 300 shape + 100 expression)")
+    if target.n_verts < MIN_VERTICES:
+        raise FlameFitError(f"the file's template has {target.n_verts} vertices, too few to carry a face's "
+                            f"expressions (FLAME's has 5,023; the fit needs {MIN_VERTICES:,} or more)")
+
+
+def fit_flame_map(target: FlameModel, source: FlameModel | None = None, digest: str = "", progress=None) -> FlameMap:
+    """The map from our channels to ``target``'s expression coefficients and jaw angle.
+
+    ``progress(fraction)``, when given, is called as the fit goes (0..1); it may raise to stop the fit.
+    """
+    check_target(target)
     if source is None:
         from ..head import default_head_path
 
         source = load_flame(default_head_path())
     channels, fields = _our_fields(source)
-    reg = register(source, target)
+    if progress is not None:
+        progress(0.1)
+    reg = register(source, target, progress=progress)
     # Each target vertex takes the field of its closest registered skin vertex, turned and scaled into its frame.
     pair, dist = nearest_compatible(target.v_template, vertex_normals(target.v_template, target.faces), reg.placed,
                                     vertex_normals(reg.placed, reg.faces), target.weights[:, 2],
@@ -282,6 +370,8 @@ def fit_flame_map(target: FlameModel, source: FlameModel | None = None, digest: 
     if len(use) < 0.2 * target.n_verts:
         raise FlameFitError(f"only {len(use)} of the file's {target.n_verts} vertices lie within {REACH * 1000:.0f} "
                             f"mm of our registered head: is it a human head in FLAME's frame (metres, Y up, face +Z)?")
+    if progress is not None:
+        progress(0.85)
     ours = reg.scale * fields[:, reg.skin[pair[use]]] @ reg.rotation.T                       # (C, P, 3)
     ours = ours.reshape(len(channels), -1)                                                   # (C, 3P)
     rest = flame_forward(target)[0][0]
@@ -294,6 +384,8 @@ def fit_flame_map(target: FlameModel, source: FlameModel | None = None, digest: 
     residual = (ours - matrix @ basis.T).reshape(len(channels), len(use), 3)
     err = np.linalg.norm(residual, axis=2) * 1000.0
     errors = {c: (float(np.sqrt(np.mean(e * e))), float(e.max())) for c, e in zip(channels, err)}
+    if progress is not None:
+        progress(1.0)
     return FlameMap(channels, matrix, r, fields_q, errors, digest)
 
 
@@ -309,8 +401,11 @@ def file_digest(path) -> str:
     return digest.hexdigest()
 
 
-def flame_map_for_file(path, cache_dir=None) -> FlameMap:
-    """The map for a FLAME file, fitted on first use and cached by the file's SHA-256 (and our head's version)."""
+def flame_map_for_file(path, cache_dir=None, progress=None) -> FlameMap:
+    """The map for a FLAME file, fitted on first use and cached by the file's SHA-256 (and our head's version).
+
+    ``progress(fraction)`` as for ``fit_flame_map``.
+    """
     from ..head import default_head_path
 
     path = Path(path)
@@ -325,7 +420,9 @@ def flame_map_for_file(path, cache_dir=None) -> FlameMap:
             return FlameMap.load(cached)
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, FlameFitError):
             pass                                                                             # refit below
-    fitted = fit_flame_map(load_flame(path), load_flame(head), digest)
+    target = load_flame(path)
+    check_target(target)
+    fitted = fit_flame_map(target, load_flame(head), digest, progress)
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         fitted.save(cached)
@@ -360,7 +457,8 @@ def report(path, frames: int = 750) -> str:
         fitted.apply(motion, per_frame=per_frame)
         times[per_frame] = time.perf_counter() - start
     target = load_flame(path)
-    lines = [f"{target.n_verts} vertices, {target.n_expr} expression components: fit {times['fit']:.2f} s "
+    lines = [f"{target.n_verts} vertices, {target.n_expr} expression components, neighbours by "
+             f"{neighbour_search()}: fit {times['fit']:.2f} s "
              f"(with hashing the file and loading our head), cached {times['cached'] * 1000:.0f} ms; "
              f"{frames} frames: map {times[False] * 1000:.1f} ms, per-frame solve {times[True] * 1000:.0f} ms",
              "", "| our channel | RMS error (mm) | max error (mm) |", "|---|---|---|"]
