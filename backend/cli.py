@@ -155,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from .memory import return_freed_memory
+
+    return_freed_memory()
     try:
         if getattr(args, "passthrough", False):
             return args.func(args, rest)

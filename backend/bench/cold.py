@@ -24,9 +24,11 @@ def main(argv=None) -> int:
     parser.add_argument("--allow-untrained", action="store_true")
     args = parser.parse_args(argv)
     from ..audio import load_audio
+    from ..memory import return_freed_memory
     from ..pipeline import Pipeline, PipelineConfig
     from .run import bench_speech
 
+    return_freed_memory()  # as ``python -m backend`` does
     imported = time.perf_counter()
     pipe = Pipeline(PipelineConfig(checkpoint_dir=args.checkpoint, device=args.device, describe_samples=args.samples,
                                    allow_untrained=args.allow_untrained))
