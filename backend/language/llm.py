@@ -8,7 +8,9 @@ with ``save_pretrained`` into a cache folder; later loads read the cache.
 
 Cache folder: ``cache_dir`` if given, else ``$AVITALK_CACHE/llm/<name>``, else
 ``~/.cache/avitalk/llm/<name>``. Any local transformers causal LM folder plugs
-in through ``path``. The model comes back frozen (``freeze``) on the CPU.
+in through ``path``. The model comes back frozen (``freeze``) on the CPU: a Llama-architecture folder
+(the shipped SmolLM2 among them) as ``llama.LlamaForCausalLM``, plain torch, which spares the process
+transformers' modeling code; any other architecture as transformers' model.
 """
 
 from __future__ import annotations
@@ -88,16 +90,29 @@ def load_llm(path=None, cache_dir=None):
 
 
 def _load_folder(folder: Path):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """A Llama folder with one ``model.safetensors`` runs on ``llama.LlamaForCausalLM`` (plain torch, a
+    fast start); any other causal LM on transformers' own class."""
+    from transformers import AutoTokenizer
+
+    from .llama import LlamaForCausalLM, llama_config
 
     if not (folder / "config.json").is_file():
         raise LLMError(f"{folder} is not a transformers model folder (config.json missing)")
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32)
+        config = llama_config(folder) if (folder / "model.safetensors").is_file() else None
+        if config is not None:
+            try:
+                model = LlamaForCausalLM.from_folder(folder, config)
+            except RuntimeError as exc:  # load_state_dict: missing, unexpected or misshapen weights
+                raise LLMError(f"cannot load a causal LM from {folder}: {exc}") from exc
+        else:
+            from transformers import AutoModelForCausalLM
+
+            model = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32)
     except (OSError, ValueError) as exc:
         raise LLMError(f"cannot load a causal LM from {folder}: {exc}") from exc
-    return freeze(model), tokenizer
+    return freeze(model.float()), tokenizer
 
 
 def _source_record(gguf: Path) -> dict:

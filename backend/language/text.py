@@ -79,15 +79,27 @@ class TextEncoder(nn.Module):
 
 
 def load_text_encoder(path=None) -> TextEncoder:
-    """Load MiniLM (default: the shipped package) from a local folder."""
-    from transformers import AutoModel, AutoTokenizer
+    """Load MiniLM (default: the shipped package) from a local folder. A BERT folder with
+    ``model.safetensors`` runs on ``bert.BertModel`` (plain torch); others on transformers' AutoModel."""
+    from transformers import AutoTokenizer
+
+    from .bert import BertModel, bert_config
 
     folder = Path(path) if path is not None else default_minilm_folder()
     if not (folder / "config.json").is_file():
         raise TextModelError(f"no transformers model folder (config.json) at {folder}")
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        model = AutoModel.from_pretrained(str(folder), local_files_only=True)
+        config = bert_config(folder) if (folder / "model.safetensors").is_file() else None
+        if config is not None:
+            try:
+                model = BertModel.from_folder(folder, config)
+            except RuntimeError as exc:  # load_state_dict: missing, unexpected or misshapen weights
+                raise TextModelError(f"cannot load the text encoder from {folder}: {exc}") from exc
+        else:
+            from transformers import AutoModel
+
+            model = AutoModel.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError) as exc:
         raise TextModelError(f"cannot load the text encoder from {folder}: {exc}") from exc
     return TextEncoder(model, tokenizer)
