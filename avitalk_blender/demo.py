@@ -22,12 +22,12 @@ import bpy
 import numpy as np
 from mathutils import Vector
 
-from . import demo_video, register, session
+from . import demo_video, look, register, session
 from .core import backend_ref, demo_motion
 
 FPS = 25
 GIF_STEP, GIF_SCALE = 2, 75  # the GIF shows every other frame at 75 % size: a few hundred KB
-BACKGROUND = (0.05, 0.05, 0.06)  # the world's grey, linear
+BACKGROUND = (0.045, 0.045, 0.045)  # the world's grey, linear
 DEMO_AUDIO = Path(__file__).resolve().parents[1] / "assets" / "demo" / "line.wav"
 
 
@@ -39,7 +39,7 @@ def _head_bounds(mesh_obj):
 
 
 def _stage(scene, mesh_obj, size: int, samples: int):
-    """Camera in front of the face (FLAME +Z is Blender -Y), a key and a fill light, a grey world."""
+    """Camera in front of the face (FLAME +Z is Blender -Y), the studio lights, a grey world, clean Cycles."""
     bpy.context.view_layer.update()
     centre, extent = _head_bounds(mesh_obj)
     height = max(extent.x, extent.z)
@@ -50,23 +50,8 @@ def _stage(scene, mesh_obj, size: int, samples: int):
     camera.rotation_euler = (math.pi / 2, 0.0, 0.0)
     scene.collection.objects.link(camera)
     scene.camera = camera
-    for name, offset, power in (("key", (-0.6, -1.0, 0.8), 24.0), ("fill", (0.8, -0.8, 0.1), 8.0)):
-        light = bpy.data.objects.new(name, bpy.data.lights.new(name, 'AREA'))
-        light.data.energy = power * height ** 2 / 0.04
-        light.data.size = height
-        light.location = centre + Vector(offset) * (3.0 * height)
-        direction = centre - light.location
-        light.rotation_euler = direction.to_track_quat('-Z', 'Y').to_euler()
-        scene.collection.objects.link(light)
-    world = bpy.data.worlds.new("world")
-    world.color = BACKGROUND
-    if world.node_tree is not None and "Background" in world.node_tree.nodes:
-        world.node_tree.nodes["Background"].inputs["Color"].default_value = (*BACKGROUND, 1.0)
-    scene.world = world
-    scene.render.engine = 'CYCLES'
-    scene.cycles.device = 'CPU'
-    scene.cycles.samples = samples
-    scene.cycles.use_denoising = True
+    look.studio(scene, centre, height, BACKGROUND[0])
+    look.clean_cycles(scene, samples)
     scene.render.resolution_x = scene.render.resolution_y = size
     scene.render.resolution_percentage = 100
     scene.render.image_settings.file_format = 'PNG'

@@ -16,8 +16,8 @@ import math
 import bpy
 import numpy as np
 
-from . import compat
-from .core import rig_maths
+from . import compat, look
+from .core import look_maps, rig_maths
 from .core.errors import InputError, RigError
 from .core.take import SHAPE_KEY_LIMIT
 
@@ -132,9 +132,11 @@ def _mesh(collection, name, model):
     part_names = list(model.extras.get("avitalk_part_names", []))
     face_parts = model.extras.get("avitalk_face_parts")
     if face_parts is not None and part_names and len(face_parts) == len(faces):
-        for part in part_names:
-            me.materials.append(material(f"{name}_{part}", PART_COLOURS.get(part, DEFAULT_COLOUR)))
+        look.dress(me, name, part_names)
         me.polygons.foreach_set("material_index", np.asarray(face_parts, dtype=np.int32))
+        eye_centres = (model.J_regressor @ verts)[[rig_maths.BONE_NAMES.index("left_eye"),
+                                                   rig_maths.BONE_NAMES.index("right_eye")]]
+        look.store_maps(me, look_maps.look_maps(verts, faces, face_parts, part_names, eye_centres))
     else:
         me.materials.append(material(f"{name}_skin", PART_COLOURS["skin"]))
 

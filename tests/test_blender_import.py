@@ -105,3 +105,20 @@ def test_import_default_head(blender):
         assert group in mesh.vertex_groups
     if "avitalk_part_names" in model.extras:
         assert len(mesh.data.materials) == len(model.extras["avitalk_part_names"])
+
+
+def test_default_head_materials_read_its_maps(blender):
+    bpy = blender
+    assert bpy.ops.avitalk.import_head() == {'FINISHED'}
+    mesh, _ = _rig(bpy)
+    me = mesh.data
+    for name in ("avitalk_skin", "avitalk_eye", "avitalk_mouth", "avitalk_hair"):
+        assert me.attributes[name].domain == 'POINT' and me.attributes[name].data_type == 'FLOAT_VECTOR'
+    slots = {mat.name.rsplit("_", 1)[-1]: mat for mat in me.materials}
+    for part, attribute in (("skin", "avitalk_skin"), ("iris", "avitalk_eye"), ("teeth", "avitalk_mouth")):
+        read = {n.attribute_name for n in slots[part].node_tree.nodes if n.bl_idname == "ShaderNodeAttribute"}
+        assert attribute in read, part
+    # Workbench draws a material in its one colour: the iris must not be the sclera's.
+    assert tuple(slots["iris"].diffuse_color) != tuple(slots["white"].diffuse_color)
+    eye = np.array([d.vector[:] for d in me.attributes["avitalk_eye"].data])
+    assert np.isclose(np.hypot(eye[:, 0], eye[:, 1]).min(), 0.0, atol=0.05)  # the pupil's centre is there
