@@ -98,9 +98,9 @@ class Analysis:
 
     instruction: str
     words: str = ""                           # the words stage 1 read beside the speech ('' for none)
-    reading: Reading | None = None            # the affect reader's decision (None: no affect reader)
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    reading: Reading | None = None            # the affect reader's decision (None: no affect reader)
 
 
 @dataclass

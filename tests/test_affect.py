@@ -228,3 +228,42 @@ def test_fit_learns_cues_and_leave_one_group_out_scores_each_group():
     assert report["accuracy_all"] > 0.8
     assert sum(sum(row.values()) for row in report["confusion"].values()) == len(data["meta"])
     assert 0 <= report["emotional_called_neutral"] <= 1 and report["neutral_lines"] == 36
+
+
+# ---- in the pipeline ----------------------------------------------------------------------------
+
+
+class FixedTranscriber:
+    def __init__(self, text):
+        from backend.speech.asr import Heard
+
+        self.heard = [Heard(text, 0.0, 1.0, -0.2, no_speech=0.05)]
+
+    def transcribe(self, samples, encoded=None):
+        return self.heard
+
+
+def test_pipeline_reads_affect_and_writes_a_well_formed_sentence(tmp_path):
+    from helpers import speech_like, tiny_checkpoints
+
+    from backend.audio import load_audio
+    from backend.pipeline import AFFECT_FILE, Pipeline, PipelineConfig
+
+    folder = tiny_checkpoints(tmp_path, trained=True)
+    model = Affect(AffectConfig())
+    torch.manual_seed(0)
+    model.emotion.bias.data = torch.tensor([0.0, 0.0, 9.0, 0.0, 0.0, 0.0, 0.0, 0.0])  # a sure 'angry' whatever it hears
+    model.effort.bias.data.fill_(5.0)  # shouted
+    save_affect(folder / AFFECT_FILE, model, extra={"trained": True})
+    audio = load_audio((speech_like(1.0, 5, RATE), RATE))
+    for steer in (True, False):
+        pipe = Pipeline(PipelineConfig(checkpoint_dir=folder, device="cpu", steer_llm=steer))
+        pipe._transcriber = FixedTranscriber("Get out of here, now!")
+        analysis = pipe.analyze(audio)
+        assert analysis.reading is not None and analysis.reading.emotion == "angry" and analysis.reading.intensity == "strong"
+        assert analysis.words == "Get out of here, now!" and analysis.reading.cues.keys() == set(CUE_NAMES)
+        assert analysis.instruction.startswith(prefix(analysis.reading)) and well_formed(analysis.instruction), analysis.instruction
+        assert ("stage1" in analysis.timings) == steer and "affect" in analysis.timings
+    off = Pipeline(PipelineConfig(checkpoint_dir=folder, device="cpu", affect=False, describe_samples=0))
+    off._transcriber = FixedTranscriber("Get out of here, now!")
+    assert off.affect is None and off.analyze(audio).reading is None

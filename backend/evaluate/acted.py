@@ -29,10 +29,10 @@ def acted_report(cache: str | Path = DEFAULT_CACHE, steps: int | None = None, sa
     say(f"acted: features in {cache} (built on first use)")
     affect.main(["features", "--cache", str(cache)])
     sets = affect.all_sets(cache)
-    train = affect.concat(sets["synthetic_train"], sets["acted"], sets["asterisk"])
+    train = affect.training_set(sets)
     steps = steps or affect.STEPS
     report = {"leave_one_pack_out": affect.leave_one_group_out(train, list(PACKS), steps=steps),
-              "sex_leave_one_voice_out": affect.leave_one_group_out(train, ["asterisk/allison", "asterisk/carlo"], steps=steps)}
+              "sex_leave_one_voice_out": affect.leave_one_group_out(train, affect.real_voices(train), steps=steps)}
     model = affect.fit(train, steps=steps)
     report["synthetic_heldout_voices"] = affect.scores(affect.predict(model, sets["synthetic_test"]), sets["synthetic_test"]["meta"])
     return report

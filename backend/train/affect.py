@@ -78,13 +78,17 @@ def acted_clips() -> list[dict]:
     return out
 
 
-def asterisk_clips(seed: int = 0) -> list[dict]:
-    from ..corpus.speech import load_recording, real_recordings
+def asterisk_clips(seed: int = 0, more: bool = False) -> list[dict]:
+    """Asterisk prompts (neutral read speech) of the corpus's two voices, or (``more``) of the French and
+    Russian voices (when their Debian packages are installed)."""
+    from ..corpus.speech import _ASTERISK_SETS, MORE_ASTERISK_SETS, load_recording, real_recordings
 
     rng = np.random.default_rng(seed)
+    sets = MORE_ASTERISK_SETS if more else _ASTERISK_SETS
+    recordings = real_recordings(sets=sets)
     out = []
-    for speaker in ("allison", "carlo"):
-        recs = [r for r in real_recordings() if r.speaker == speaker]
+    for speaker in sorted({r.speaker for r in recordings}):
+        recs = [r for r in recordings if r.speaker == speaker]
         for i in rng.permutation(len(recs))[:ASTERISK_PER_VOICE]:
             r = recs[int(i)]
             out.append({"samples": load_recording(r), "words": None, "emotion": "neutral", "effort": 1.0, "sex": r.gender,
@@ -241,7 +245,7 @@ def scores(readings, meta) -> dict:
     }
 
 
-def leave_one_group_out(data: dict, groups: list[str], extra_test: dict | None = None, steps: int = STEPS, trusted_only: bool = True) -> dict:
+def leave_one_group_out(data: dict, groups: list[str], steps: int = STEPS, trusted_only: bool = True) -> dict:
     """For each group (a pack, an Asterisk voice): train on every other clip, score that group's lines
     (trusted labels only, by default). Returns pooled scores and per-group emotion accuracy."""
     readings, metas, per_group = [], [], {}
@@ -260,8 +264,18 @@ def leave_one_group_out(data: dict, groups: list[str], extra_test: dict | None =
 
 
 def all_sets(cache: Path) -> dict:
-    return {name: load_set(cache / f"{name}.npz") for name in ("synthetic_train", "synthetic_test", "acted", "asterisk")
+    return {name: load_set(cache / f"{name}.npz") for name in ("synthetic_train", "synthetic_test", "acted", "asterisk", "asterisk_more")
             if (cache / f"{name}.npz").is_file()}
+
+
+def training_set(sets: dict) -> dict:
+    """Everything the shipped reader learns from: synthetic training voices, the acted packs, the Asterisk voices."""
+    return concat(*(sets[k] for k in ("synthetic_train", "acted", "asterisk", "asterisk_more") if k in sets))
+
+
+def real_voices(data: dict) -> list[str]:
+    """The groups of real read speech with a known sex (the Asterisk voices)."""
+    return sorted({m["group"] for m in data["meta"] if m["group"].startswith("asterisk/")})
 
 
 # ---------------------------------------------------------------- CLI
@@ -278,19 +292,19 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cache = Path(args.cache)
     if args.command == "features":
-        makers = {"acted": acted_clips, "asterisk": asterisk_clips, "synthetic_test": lambda: synthetic_clips("test"),
+        makers = {"acted": acted_clips, "asterisk": asterisk_clips, "asterisk_more": lambda: asterisk_clips(more=True), "synthetic_test": lambda: synthetic_clips("test"),
                   "synthetic_train": lambda: synthetic_clips("train")}
         for name, make in makers.items():
             if not (cache / f"{name}.npz").is_file():
                 extract(make(), cache / f"{name}.npz")
         return 0
     sets = all_sets(cache)
-    train = concat(*(sets[k] for k in ("synthetic_train", "acted", "asterisk") if k in sets))
+    train = training_set(sets)
     if args.command == "lopo":
         from ..corpus.acted import PACKS
 
         report = {"acted_leave_one_pack_out": leave_one_group_out(train, list(PACKS), steps=args.steps),
-                  "asterisk_leave_one_voice_out": leave_one_group_out(train, ["asterisk/allison", "asterisk/carlo"], steps=args.steps)}
+                  "asterisk_leave_one_voice_out": leave_one_group_out(train, real_voices(train), steps=args.steps)}
         model = fit(train, steps=args.steps)
         report["synthetic_heldout_voices"] = scores(predict(model, sets["synthetic_test"]), sets["synthetic_test"]["meta"])
     else:
