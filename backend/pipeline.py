@@ -38,6 +38,8 @@ from .refine import refine
 from .refine.controls import MotionControls
 from .refine.lipseal import closure_weight
 from .speech.lips import MAX_NO_SPEECH, MIN_SCORE, LipTiming, time_lips
+from .stage1.affect import Reading
+from .stage1.wording import prefix, steered_sentence, template_sentence
 from .stage2.model import load_stage2
 from .speech.asr import chunks, trusted_words
 from .speech.base import SpeechModelError
@@ -47,6 +49,7 @@ log = logging.getLogger(__name__)
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 STAGE1_FILE = "stage1.safetensors"
 STAGE2_FILE = "stage2.safetensors"
+AFFECT_FILE = "affect.safetensors"  # the affect reader (optional: without it stage 1 votes as before)
 
 Progress = Callable[[str, float], None]
 
@@ -79,7 +82,10 @@ class PipelineConfig:
     fps: float = 25.0
     prior_steps: int | None = None            # None: the checkpoint's default
     template: int = 0                         # which instruction template prompts the LLM
-    describe_samples: int = 8                 # sampled sentences that vote on the emotion stage 1 names (0: greedy only)
+    affect: bool = True                       # the affect reader decides emotion, intensity and the speaker's sex
+    steer_llm: bool = True                    # with the affect reader: the LLM words the face after the decided start
+                                              # (False: the template sentence, no LLM)
+    describe_samples: int = 8                 # without the affect reader: sampled sentences that vote on the emotion (0: greedy only)
     max_new_tokens: int = 48
     cache_size: int = 8                       # audio clips whose features stay cached
     lip_seal: bool = True                     # close the lips on P, B, M timed from words (lipseal)
@@ -94,6 +100,7 @@ class Analysis:
     words: str = ""                           # the words stage 1 read beside the speech ('' for none)
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    reading: Reading | None = None            # the affect reader's decision (None: no affect reader)
 
 
 @dataclass
@@ -152,6 +159,16 @@ class Pipeline:
                                 code=exc.code) from exc
         self.stage1.to(self.device)
         self.stage2.to(self.device)
+        self.affect, self._word_reader = None, None
+        affect_path = stage1_path.parent / AFFECT_FILE
+        if self.config.affect and affect_path.is_file():
+            from .stage1.affect import load_affect
+
+            try:
+                self.affect, self.affect_meta = load_affect(affect_path)
+            except CheckpointError as exc:
+                raise PipelineError(str(exc), code=exc.code) from exc
+            self.affect.to(self.device)
 
         # The checkpoints name the speech encoders they were trained on.
         style_kind = self.stage1_meta.get("speech_encoder", "whisper-tiny.en")
@@ -366,21 +383,45 @@ class Pipeline:
                             f"instruction is neutral: {SILENT_INSTRUCTION!r}")
             return Analysis(SILENT_INSTRUCTION, "", timings, warnings)
         words, said = None, ""
-        if self.stage1.config.qformer.words_dim:  # weights trained to read the words of the line
+        if self.stage1.config.qformer.words_dim or self.affect is not None:  # weights trained to read the words of the line
             said = self._with_heartbeat(report, "features", lambda: self.words(audio, transcript, language, timings))
-            words = self._minilm.encode([said]).float() if said else None  # (1, 384)
+            words = self._minilm.encode([said]).float() if said and self.stage1.config.qformer.words_dim else None  # (1, 384)
         report("stage1", 0.3)
-        model, tokenizer = self.llm
-        with torch.no_grad(), self._autocast():
-            text = self._timed(
-                "stage1", timings, lambda: self.stage1.describe(
-                    feats["style"], model, tokenizer, template=self.config.template, max_new_tokens=self.config.max_new_tokens,
-                    words=words, samples=self.config.describe_samples,
+        reading = None
+        if self.affect is not None:
+            reading = self._timed("affect", timings, self.read_affect, audio, feats["style"], said)
+            if not self.config.steer_llm or reading.emotion is None:
+                text = template_sentence(reading)
+            else:
+                model, tokenizer = self.llm
+                with torch.no_grad(), self._autocast():
+                    rest = self._timed("stage1", timings, lambda: self.stage1.continue_sentence(
+                        feats["style"], model, tokenizer, prefix(reading), self.config.template, self.config.max_new_tokens, words))
+                text = steered_sentence(reading, rest)
+        else:
+            model, tokenizer = self.llm
+            with torch.no_grad(), self._autocast():
+                text = self._timed(
+                    "stage1", timings, lambda: self.stage1.describe(
+                        feats["style"], model, tokenizer, template=self.config.template, max_new_tokens=self.config.max_new_tokens,
+                        words=words, samples=self.config.describe_samples,
+                    )
                 )
-            )
         self.stats["stage1_runs"] += 1
         report("stage1", 1.0)
-        return Analysis(text, said, timings, warnings)
+        return Analysis(text, said, timings, warnings, reading)
+
+    def read_affect(self, audio: Audio, style: torch.Tensor, said: str) -> Reading:
+        """The affect reader's decision for one clip: (1, T, D) speech features, the clip's cues, the words."""
+        from .stage1.affect import WordReader, pool
+        from .stage1.cues import CUE_NAMES, cues
+
+        if self._word_reader is None:
+            self._word_reader = WordReader(self._minilm)
+        values = cues(audio.samples, audio.sample_rate)
+        with torch.no_grad():
+            return self.affect.decide(pool(style.float()), torch.from_numpy(values)[None].to(self.device),
+                                      self._word_reader([said]).to(self.device), dict(zip(CUE_NAMES, values.tolist())))
 
     def sample_style(self, instruction: str, seed: int = 0, timings: dict | None = None) -> torch.Tensor:
         """Instruction -> MiniLM (+ SmolLM2) -> aligned feature -> diffusion prior -> style embedding (1, D_style)."""
@@ -467,6 +508,7 @@ class Pipeline:
             "content_encoder": self.content_encoder.name,
             "stage1": self.stage1_meta,
             "stage2": self.stage2_meta,
+            "affect": self.affect is not None,
             "llm_loaded": self._llm is not None,
             "lip_seal": self.config.lip_seal,
         }

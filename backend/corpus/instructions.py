@@ -14,46 +14,11 @@ import numpy as np
 
 from ..emotions import EMOTION_LEVELS
 from ..head.components import EXPRESSION_NAMES
+from ..stage1.wording import ACTION_PHRASES as _ACTION_PHRASES, NEUTRAL_ACTIONS as _NEUTRAL_ACTIONS
+from ..stage1.wording import SENTENCE_SHAPES as _TEMPLATES, SUBJECTS as _SUBJECTS
 from .speech import check_style
 
-# facial action phrases: component group -> (noun phrase, verb phrases by level low/mid/high)
-_ACTION_PHRASES: dict[str, tuple[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]]] = {
-    "brow_lower": (("brows", "eyebrows"), (("slightly lowered", "a little knitted"), ("pulled down", "furrowed", "knitted"),
-                                           ("pulled down hard", "deeply furrowed", "tightly knitted"))),
-    "brow_inner_raise": (("inner brows", "inner eyebrows"), (("slightly raised",), ("raised", "lifted", "drawn up"),
-                                                             ("raised high", "strongly lifted"))),
-    "brow_outer_raise": (("outer brows", "eyebrows"), (("slightly lifted",), ("lifted", "raised", "arched"),
-                                                       ("extremely lifted", "raised high", "arched high"))),
-    "eye_wide": (("eyes",), (("a little wide",), ("wide open", "widened"), ("wide as saucers", "extremely wide"))),
-    "squint": (("eyes",), (("slightly narrowed",), ("narrowed", "squinting"), ("tightly narrowed", "squeezed"))),
-    "cheek_raise": (("cheeks",), (("slightly lifted",), ("raised", "lifted"), ("pushed high",))),
-    "smile": (("lip corners", "mouth corners"), (("slightly turned up", "hinting at a smile"), ("pulled up in a smile", "turned up"),
-                                                ("pulled into a broad grin", "stretched in a big smile"))),
-    "lip_corner_depress": (("lip corners", "mouth corners"), (("turned slightly down",), ("turned down", "drooping"),
-                                                             ("pulled far down", "drooping heavily"))),
-    "lip_press": (("lips",), (("lightly pressed",), ("pressed", "pressed together"), ("pressed tightly", "firmly pressed together"))),
-    "lip_tighten": (("lips",), (("slightly tense",), ("tightened", "tense"), ("tightened hard", "very tense"))),
-    "nose_wrinkle": (("nose",), (("slightly wrinkled",), ("wrinkled", "scrunched"), ("deeply wrinkled", "scrunched up"))),
-    "upper_lip_raise": (("upper lip",), (("slightly raised",), ("raised", "curled up"), ("curled high", "raised in a sneer"))),
-    "lip_stretch": (("lips",), (("slightly stretched",), ("stretched", "pulled wide"), ("stretched tight", "pulled far apart"))),
-    "dimple": (("mouth corner", "lip corner"), (("slightly tucked",), ("pulled back", "dimpled"), ("pulled far back",))),
-    "chin_raise": (("chin",), (("slightly raised",), ("raised", "pushed up"), ("pushed up hard",))),
-    "jaw_drop": (("jaw", "mouth"), (("slightly dropped",), ("dropped", "hanging open"), ("dropped wide open",))),
-}
 _LEVEL_WORDS = (("slightly", "a little", "faintly"), ("clearly", "noticeably", "visibly"), ("extremely", "strongly", "very"))
-
-_SUBJECTS = {"male": ("A man", "The man", "A male speaker", "A guy", "He"), "female": ("A woman", "The woman", "A female speaker", "A lady", "She")}
-_TEMPLATES = (
-    "{sub} is {emo} and speaks with {act}.",
-    "{sub} is {emo}, speaking with {act}.",
-    "{sub} talks with {act}, looking {emo}.",
-    "{sub} is {emo}.",
-    "{sub} speaks with {act}.",
-    "{sub} sounds {emo} and talks with {act}.",
-    "Looking {emo}, {sub_l} speaks with {act}.",
-    "{sub} is {emo} while talking.",
-)
-_NEUTRAL_ACTIONS = ("a relaxed face", "a still, relaxed face", "no particular expression", "a calm face")
 
 
 def facial_actions(expression: np.ndarray, jaw_pose: np.ndarray | None = None, top: int = 3, threshold: float = 0.1) -> list[tuple[str, float]]:

@@ -163,12 +163,19 @@ _ASTERISK_SETS = (
     ("en_US_f_Allison", "asterisk-core-sounds-en/core-sounds-en.txt.gz", "en", "allison", "female", "CC-BY-SA-3.0 (Allison Smith)"),
     ("it_IT_m_Carlo", "asterisk-core-sounds-it/core-sounds-it.txt.gz", "it", "carlo", "male", "CC-BY-3.0 (Carlo Flora)"),
 )
+# more voices, read by the affect reader only (Debian asterisk-core-sounds-fr-wav, -ru-wav)
+MORE_ASTERISK_SETS = (
+    ("fr_CA_f_June", "asterisk-core-sounds-fr/core-sounds-fr.txt.gz", "fr", "june", "female", "CC-BY-SA-3.0 (June Wallack)"),
+    ("ru_RU_f_IvrvoiceRU", "asterisk-core-sounds-ru/core-sounds-ru.txt.gz", "ru", "ivrvoice_ru", "female", "CC-BY-3.0 (Maxim Topal, ivrvoice.ru)"),
+)
 
 
-def real_recordings(sounds: Path = ASTERISK_SOUNDS, docs: Path = ASTERISK_DOCS, max_seconds: float = 12.0) -> list[Recording]:
-    """Asterisk prompts that have a spoken transcript (tones and silences are left out)."""
+def real_recordings(sounds: Path = ASTERISK_SOUNDS, docs: Path = ASTERISK_DOCS, max_seconds: float = 12.0,
+                    sets: tuple = _ASTERISK_SETS) -> list[Recording]:
+    """Asterisk prompts that have a spoken transcript (tones and silences are left out); ``sets``: which voices,
+    as ``_ASTERISK_SETS`` lists them (default: those the corpus uses)."""
     out = []
-    for folder, listing, language, speaker, gender, licence in _ASTERISK_SETS:
+    for folder, listing, language, speaker, gender, licence in sets:
         listing_path = docs / listing
         if not (sounds / folder).is_dir() or not listing_path.exists():
             continue

@@ -2,6 +2,7 @@
 
     python -m backend evaluate [--checkpoint DIR] [--corpus DIR] [--split test] [--limit N] [--device auto] [--json OUT]
                                [--inferred] [--text-clips 40] [--follow-clips 2] [--diversity-clips 4] [--seeds 5] [-v]
+    python -m backend evaluate --acted [--acted-cache data/affect]   # real acted speech, leave one pack out (alone, or beside the corpus)
     python -m backend evaluate --teacher [--corpus DIR] ...          # score the corpus's own motions (no weights needed)
     python -m backend evaluate --audio FILE --transcript TEXT [--checkpoint DIR]   # generate from the audio alone
     python -m backend evaluate --motion FILE --audio FILE --transcript TEXT        # score an existing motion
@@ -27,6 +28,7 @@ from . import emotion
 from .follow import follow_set, unseen
 from .geometry import HeadGeometry, default_geometry
 from .metrics import LipSyncCounts, face_dynamics_deviation, lip_sync_counts, lip_vertex_error
+from ..stage1.wording import well_formed
 from .text_metrics import bleu, emotion_accuracy, rouge_l
 
 log = logging.getLogger(__name__)
@@ -104,7 +106,8 @@ class Tally:
         if self.generated:
             out.update(bleu1=bleu(self.generated, self.references, 1), bleu4=bleu(self.generated, self.references, 4),
                        rouge_l=rouge_l(self.generated, self.references),
-                       emotion_accuracy=emotion_accuracy(self.generated, self.emotions))
+                       emotion_accuracy=emotion_accuracy(self.generated, self.emotions),
+                       malformed=sum(not well_formed(g) for g in self.generated))
         return out
 
 
@@ -278,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--follow-clips", type=int, default=2, help="held-out clips per follow-set instruction (default 2)")
     p.add_argument("--diversity-clips", type=int, default=4, help="clips for the diversity test (default 4; 0 skips it)")
     p.add_argument("--seeds", type=int, default=5, help="seeds per clip for the diversity test (default 5)")
+    p.add_argument("--acted", action="store_true",
+                   help="add the real acted speech section (Hedgewars packs, leave one pack out; hedgewars-data); alone when the corpus is not built")
+    p.add_argument("--acted-cache", default="data/affect", help="feature cache of the acted section (default %(default)s)")
     p.add_argument("--audio", help="score one audio file: generate from it alone (or, with --motion, score that motion)")
     p.add_argument("--transcript", help="what --audio says (used only to align the audio for scoring)")
     p.add_argument("--language", default="en", help="language of --transcript for the alignment (default en)")
@@ -322,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         report = score_motion(args.motion, args.audio, args.transcript, args.language)
     elif args.audio:
         report = score_audio(_pipeline(args), args.audio, args.transcript, args.language, args.seed)
+    elif args.acted and not Path(args.corpus).is_dir():
+        report = {}
     else:
         from ..corpus.dataset import load_corpus
 
@@ -335,7 +343,13 @@ def main(argv: list[str] | None = None) -> int:
         report["split"] = args.split
         if pipe is not None:
             report["describe_samples"] = pipe.config.describe_samples
-    print(format_table(report))
+    if args.acted:
+        from .acted import acted_report, format_acted
+
+        report["acted"] = acted_report(args.acted_cache, say=say)
+    print(format_table({k: v for k, v in report.items() if k != "acted"}))
+    if args.acted:
+        print(format_acted(report["acted"]))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     return 0
@@ -344,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
 # ---------------------------------------------------------------- table
 
 ROWS = ("clips", "lip_closure_f1", "lip_closure_precision", "lip_closure_recall", "vowel_open_rate", "lve_mm", "fdd_mm",
-        "bleu1", "bleu4", "rouge_l", "emotion_accuracy")
+        "bleu1", "bleu4", "rouge_l", "emotion_accuracy", "malformed")
 
 
 def _fmt(value) -> str:

@@ -183,6 +183,21 @@ class Instructor(nn.Module):
             out.append(vote(sentences) if samples > 0 else sentences[0])
         return out
 
+    @torch.no_grad()
+    def continue_from(self, query_out: torch.Tensor, tokenizer, llm, start: str, template_id: int = 0,
+                      max_new_tokens: int | None = None) -> str:
+        """(1, Q, H) -> the greedy rest of a sentence whose first words, ``start``, are given: the prompt
+        as in ``generate``, then ``start``'s tokens as if the LLM had written them. Returns the
+        continuation alone (its first sentence)."""
+        if query_out.shape[0] != 1:
+            raise ValueError("continue_from reads one clip at a time")
+        batch = self.build_inputs(query_out, template_id, tokenizer, llm)
+        embed = llm.get_input_embeddings()
+        ids = torch.tensor(tokenizer(start.strip(), add_special_tokens=False)["input_ids"], dtype=torch.long,
+                           device=embed.weight.device)
+        prompt = torch.cat([batch["inputs_embeds"], embed(ids)[None].to(batch["inputs_embeds"].dtype)], dim=1)  # (1, L + S, E)
+        return decode(llm, tokenizer, prompt, 0, max_new_tokens or self.config.max_new_tokens)[0]
+
 
 def decode(llm, tokenizer, prompt: torch.Tensor, samples: int, max_new_tokens: int) -> list[str]:
     """(1, L, E) prompt embeddings -> ``1 + samples`` first sentences: the greedy one, then the sampled ones.
@@ -278,6 +293,16 @@ class Stage1(nn.Module):
             raise ValueError(f"describe takes features of shape (1, T, D), got {tuple(features.shape)}")
         query_out = self.qformer(features, words=words)  # (1, Q, H)
         return self.instructor.generate(query_out, tokenizer, llm, template, max_new_tokens, samples, seed)[0]
+
+    @torch.no_grad()
+    def continue_sentence(self, features: torch.Tensor, llm, tokenizer, start: str, template: int = 0,
+                          max_new_tokens: int | None = None, words: torch.Tensor | None = None) -> str:
+        """(1, T, D) speech features -> the LLM's rest of a sentence that begins with ``start``
+        (``Instructor.continue_from``)."""
+        if features.ndim != 3 or features.shape[0] != 1:
+            raise ValueError(f"continue_sentence takes features of shape (1, T, D), got {tuple(features.shape)}")
+        query_out = self.qformer(features, words=words)  # (1, Q, H)
+        return self.instructor.continue_from(query_out, tokenizer, llm, start, template, max_new_tokens)
 
 
 def save_stage1(path, stage1: Stage1, extra: dict | None = None) -> None:
