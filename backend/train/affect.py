@@ -103,7 +103,7 @@ def extract(clips: list[dict], out: Path) -> None:
     """Pooled speech, cues and (recognised, when not given) words of every clip -> ``out`` (.npz)."""
     from ..language.text import load_text_encoder
     from ..speech import load_encoder
-    from ..speech.asr import Transcriber, trusted_words
+    from ..speech.asr import Transcriber, chunks, trusted_words
     from ..speech.lips import MAX_NO_SPEECH, MIN_SCORE
 
     encoder, minilm, transcriber = load_encoder("whisper-tiny.en"), load_text_encoder(), None
@@ -113,7 +113,7 @@ def extract(clips: list[dict], out: Path) -> None:
     for i, clip in enumerate(clips):
         samples = torch.from_numpy(clip["samples"])
         with torch.no_grad():
-            feats, window = encoder.features_with_window(samples, FPS)  # (T, 384), (1500, 384)
+            feats, windows = encoder.features_over(samples, chunks(clip["samples"]), FPS)  # (T, 384), (chunks, 1500, 384)
         pooled.append(pool(feats.float()[None])[0].numpy())
         cue_rows.append(cues(clip["samples"]))
         said = clip["words"]
@@ -122,7 +122,7 @@ def extract(clips: list[dict], out: Path) -> None:
                 said = ""
             else:
                 transcriber = transcriber or Transcriber()
-                heard = transcriber.transcribe(clip["samples"], None if window is None else window.numpy())
+                heard = transcriber.transcribe(clip["samples"], windows.numpy())
                 said = trusted_words(heard, MIN_SCORE, MAX_NO_SPEECH)
         words.append(said)
         if i % 50 == 0:
