@@ -83,17 +83,7 @@ def bench_ict(folder: str, n_frames: int = 750, repeats: int = 3) -> dict:
             neck_pose=rng.normal(scale=0.1, size=(n_frames, 3)).astype(np.float32),
             global_pose=rng.normal(scale=0.1, size=(n_frames, 3)).astype(np.float32),
             eye_pose=rng.normal(scale=0.1, size=(n_frames, 6)).astype(np.float32))
-        scene = bpy.context.scene
-        scene.render.fps = 25
-        bakes = {}
-        for per_frame in (False, True):
-            scene.avitalk.per_frame_solve = per_frame
-            times = []
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                takes.make_take(scene, arm_obj, motion, 1, {})
-                times.append(time.perf_counter() - t0)
-            bakes[per_frame] = min(times)
+        bakes = _time_bakes(bpy.context.scene, arm_obj, motion, repeats)
         channel_map = character.find(arm_obj).channel_map()
         n_fcurves = len(channel_map.driven_keys()) + 4 * len(channel_map.bones)
         return {"import_s": import_s, "bake_s": bakes[False], "bake_solve_s": bakes[True],
@@ -141,17 +131,7 @@ def bench_flame(path: str, n_frames: int = 750, repeats: int = 3) -> dict:
             fps=25.0, expression=expression, jaw_pose=rng.uniform(0.0, 0.3, size=(n_frames, 3)).astype(np.float32),
             neck_pose=np.zeros((n_frames, 3), np.float32), global_pose=np.zeros((n_frames, 3), np.float32),
             eye_pose=np.zeros((n_frames, 6), np.float32))
-        scene = bpy.context.scene
-        scene.render.fps = 25
-        bakes = {}
-        for per_frame in (False, True):
-            scene.avitalk.per_frame_solve = per_frame
-            times = []
-            for _ in range(repeats):
-                t = time.perf_counter()
-                takes.make_take(scene, arm_obj, motion, 1, {})
-                times.append(time.perf_counter() - t)
-            bakes[per_frame] = min(times)
+        bakes = _time_bakes(bpy.context.scene, arm_obj, motion, repeats)
         return {"build_s": t1 - t0, "fit_s": t2 - t1, "cached_s": t3 - t2,
                 "neighbours": fit.neighbour_search(),
                 "bake_map_s": bakes[False], "bake_solve_s": bakes[True], "n_vertices": model.n_verts,
@@ -273,6 +253,22 @@ def bench_regenerate(checkpoint: str = "", seconds: float = 10.0, repeats: int =
     finally:
         unregister()
         session.configure()
+
+
+
+def _time_bakes(scene, arm_obj, motion, repeats: int) -> dict:
+    """Fastest of ``repeats`` takes of ``motion`` on ``arm_obj``, through the map (False) and the per-frame solve (True)."""
+    scene.render.fps = 25
+    bakes = {}
+    for per_frame in (False, True):
+        scene.avitalk.per_frame_solve = per_frame
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            takes.make_take(scene, arm_obj, motion, 1, {})
+            times.append(time.perf_counter() - start)
+        bakes[per_frame] = min(times)
+    return bakes
 
 
 if __name__ == "__main__":
